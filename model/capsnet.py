@@ -10,6 +10,7 @@ be rebuilt from the checkpoint alone.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 import torch
@@ -155,7 +156,7 @@ class Decoder(nn.Module):
         self.image_shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
         sizes = [cfg.num_classes * cfg.digit_dim, *cfg.decoder_hidden]
         layers: list[nn.Module] = []
-        for fan_in, fan_out in zip(sizes, sizes[1:]):
+        for fan_in, fan_out in pairwise(sizes):
             layers += [nn.Linear(fan_in, fan_out), nn.ReLU(inplace=True)]
         layers += [nn.Linear(sizes[-1], cfg.in_channels * cfg.image_size**2), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)

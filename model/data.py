@@ -163,13 +163,15 @@ def find_idx(directory: Path, stem: str) -> Path:
     raise DataError(f"{directory} has neither {stem} nor {stem}.gz")
 
 
-def load_mnist_idx(directory: Path) -> Mnist:
+def load_mnist_idx(directory: Path, validation_size: int = VALIDATION_SIZE) -> Mnist:
     """Reads the four standard IDX files; the last 10k training images become validation."""
     arrays = {key: read_idx(find_idx(directory, stem)) for key, stem in IDX_FILES.items()}
     for kind in ("train", "test"):
         if len(arrays[f"{kind}_images"]) != len(arrays[f"{kind}_labels"]):
             raise DataError(f"{directory}: {kind} images and labels differ in count")
-    cut = len(arrays["train_labels"]) - VALIDATION_SIZE
+    cut = len(arrays["train_labels"]) - validation_size
+    if cut <= 0:
+        raise DataError(f"{directory}: fewer training images than the {validation_size} held out")
     labels = {key: arrays[key].astype(np.int64) for key in ("train_labels", "test_labels")}
     return Mnist(
         train=Split(arrays["train_images"][:cut], labels["train_labels"][:cut]),

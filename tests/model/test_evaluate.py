@@ -1,0 +1,69 @@
+"""The evaluate CLI: accuracy, per-class accuracy, PNG reports and the model card update."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model.capsnet import CapsNet, CapsNetConfig
+from model.checkpoint import read_model_card, save_weights
+from model.evaluate import confusion_matrix, main, summarize
+
+
+def test_confusion_matrix_and_summary() -> None:
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    predictions = np.array([0, 1, 1, 2, 2, 0])
+    matrix = confusion_matrix(labels, predictions, num_classes=3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    result = summarize(matrix, "test")
+    assert result["accuracy"] == 4 / 6 and result["errors"] == 2
+    assert result["per_class_accuracy"] == {"0": 0.5, "1": 1.0, "2": 2 / 3}
+
+
+def test_cli_reports_and_updates_the_card(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    weights = tmp_path / "w.safetensors"
+    save_weights(CapsNet(CapsNetConfig(conv1_channels=8, primary_types=2)), weights)
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "epoch": e,
+                    "train_loss": 1 / e,
+                    "train_margin_loss": 0.9 / e,
+                    "val_loss": 1.1 / e,
+                    "train_accuracy": 1 - 0.1 / e,
+                    "val_accuracy": 1 - 0.12 / e,
+                }
+            )
+            + "\n"
+            for e in (1, 2, 3)
+        )
+    )
+    out = tmp_path / "reports"
+    result = main(
+        [
+            "--weights",
+            str(weights),
+            "--limit",
+            "200",
+            "--metrics-log",
+            str(log),
+            "--out-dir",
+            str(out),
+            "--update-card",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert result["images"] == 200 and 0 <= result["accuracy"] <= 1
+    assert read_model_card(weights)["evaluation"]["accuracy"] == result["accuracy"]
+    for name in ("confusion_matrix.png", "training_curves.png"):
+        assert Image.open(out / name).size[0] > 300
+    shutil.rmtree(out)
