@@ -1,0 +1,36 @@
+# The two quick-start commands (`make serve`, `make test`) and the usual chores.
+# Each target creates the virtual environment and installs what it needs, so it works alone
+# on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test lint train evaluate bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+serve: $(VENV)/.installed  ## start the service on the shipped weights
+	$(BIN)/capsnet-serve
+
+test: $(VENV)/.installed-test  ## the whole test suite (installs Debian's chromium if missing)
+	bash scripts/ensure-chromium.sh
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+train: $(VENV)/.installed  ## the paper's recipe; see `capsnet-train --help`
+	$(BIN)/capsnet-train --out-dir runs/capsnet --resume
+
+evaluate: $(VENV)/.installed  ## test-set report for the shipped weights
+	$(BIN)/capsnet-evaluate --weights weights/capsnet-mnist.safetensors --split test
+
+bench: $(VENV)/.installed  ## model throughput on this machine
+	$(BIN)/python bench/model_speed.py
