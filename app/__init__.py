@@ -1,0 +1,1 @@
+"""capsnet-serve HTTP service: FastAPI routes over a micro-batched CapsNet."""

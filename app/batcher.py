@@ -1,0 +1,152 @@
+"""The micro-batcher: the one owner of the model, its device and the thread that runs it.
+
+Requests put (image, future) pairs on a bounded asyncio queue and await the future. One loop
+takes the first waiting image, gathers more until the batch is full or the wait runs out, runs a
+single forward pass in the model's worker thread (so the event loop never blocks) and hands each
+result back to its own future. A failed pass fails every future of its batch; a full queue
+refuses new work at once (503) instead of growing without bound. Decoder work (reconstructions,
+tweak grids) runs on the same thread, so only one thread ever touches the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from app.errors import ModelNotReady, Overloaded
+from app.metrics import Metrics
+from model.capsnet import CapsNet
+
+log = logging.getLogger("capsnet.serve")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Job:
+    image: np.ndarray  # (28, 28) float32
+    future: asyncio.Future[np.ndarray]
+    enqueued: float
+
+
+class Batcher:
+    def __init__(
+        self,
+        model: CapsNet,
+        device: torch.device,
+        metrics: Metrics,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.005,
+        max_queue: int = 256,
+    ) -> None:
+        self.model, self.device, self.metrics = model, device, metrics
+        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsnet-model")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._serve(), name="capsnet-batcher")
+
+    async def close(self) -> None:
+        """Stops the loop, fails whatever still waits, and lets the running pass finish."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if not job.future.done():
+                job.future.set_exception(ModelNotReady("the service is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def poses(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) -> (N, 10, 16) digit capsule poses; the N images may share batches with others."""
+        if self._queue.maxsize - self._queue.qsize() < len(images):
+            raise Overloaded(f"{self._queue.qsize()} images are already waiting for the model; retry shortly")
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in images]
+        now = time.perf_counter()
+        for image, future in zip(images, futures, strict=True):
+            self._queue.put_nowait(_Job(image, future, now))
+        self.metrics.queue_depth.set(self._queue.qsize())
+        return np.stack(await asyncio.gather(*futures))
+
+    async def run(self, work: Callable[[CapsNet, torch.device], T]) -> T:
+        """Runs `work(model, device)` on the model's thread under inference mode."""
+        start = time.perf_counter()
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+        self.metrics.stage.labels("inference").observe(time.perf_counter() - start)
+        return result
+
+    def _call(self, work: Callable[[CapsNet, torch.device], T]) -> T:
+        with torch.inference_mode():
+            result = work(self.model, self.device)
+        if self.device.type == "cuda":
+            self.metrics.gpu_memory.set(torch.cuda.memory_allocated(self.device))
+        return result
+
+    async def _serve(self) -> None:
+        while True:
+            jobs = [job for job in await self._collect() if not job.future.done()]  # drop cancelled
+            if jobs:
+                await self._process(jobs)
+
+    async def _collect(self) -> list[_Job]:
+        """The first waiting job, then more until the batch is full or `max_wait_s` has passed."""
+        batch = [await self._queue.get()]
+        deadline = time.perf_counter() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        self.metrics.queue_depth.set(self._queue.qsize())
+        return batch
+
+    async def _process(self, jobs: list[_Job]) -> None:
+        started = time.perf_counter()
+        for job in jobs:
+            self.metrics.stage.labels("queue").observe(started - job.enqueued)
+        self.metrics.batch_size.observe(len(jobs))
+        images = np.stack([job.image for job in jobs])  # (B, 28, 28)
+        try:
+            poses = await self.run(forward_poses(images))
+            if len(poses) != len(jobs):
+                raise RuntimeError(f"the model returned {len(poses)} results for {len(jobs)} images")
+        except asyncio.CancelledError:
+            fail(jobs, ModelNotReady("the service is shutting down"))
+            raise
+        except Exception as e:
+            log.exception("forward pass failed for a batch of %d images", len(jobs))
+            fail(jobs, e)
+            return
+        for job, pose in zip(jobs, poses, strict=True):
+            if not job.future.done():
+                job.future.set_result(pose)
+
+
+def fail(jobs: list[_Job], error: Exception) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(error)
+
+
+def forward_poses(images: np.ndarray) -> Callable[[CapsNet, torch.device], np.ndarray]:
+    def work(model: CapsNet, device: torch.device) -> np.ndarray:
+        x = torch.from_numpy(images).unsqueeze(1).to(device)  # (B, 1, 28, 28)
+        return model.poses(x).float().cpu().numpy()  # (B, 10, 16)
+
+    return work

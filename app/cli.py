@@ -1,0 +1,54 @@
+"""`capsnet-serve`: uvicorn on `app.main:app`, configured by the CAPSNET_* environment variables.
+
+One worker on purpose: each worker process would load its own copy of the model (and take its
+own share of the GPU) and batch only its own requests. Scale out with replicas instead.
+On SIGTERM uvicorn stops accepting connections, lets in-flight requests finish for up to
+CAPSNET_DRAIN_SECONDS, then runs the lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from app.settings import Settings, get_settings
+from model.checkpoint import CheckpointError, read_header
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    lines = [
+        f"  CAPSNET_{name.upper():<26} (default: {field.default})"
+        for name, field in Settings.model_fields.items()
+    ]
+    epilog = "settings (environment variables):\n" + "\n".join(lines)
+    parser = argparse.ArgumentParser(
+        prog="capsnet-serve",
+        description=__doc__,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parse_args(argv)
+    try:
+        settings = get_settings()
+        read_header(settings.weights)  # fail fast, before binding the port, on a wrong path
+    except (ValidationError, CheckpointError) as e:
+        sys.exit(f"capsnet-serve: {e}")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        "app.main:app",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        workers=1,
+        timeout_graceful_shutdown=int(settings.drain_seconds),
+    )

@@ -1,0 +1,82 @@
+"""Start-up: load the weights once onto the chosen device, warm up, and describe the model.
+
+Called from the lifespan in a worker thread, so the process answers /healthz (and a 503 on
+/readyz) while this runs. The log line names the weights (path, sha256), the device and the
+time taken, so an operator can tell from the log alone what is being served.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from app.settings import Settings
+from model.capsnet import CapsNet
+from model.checkpoint import CheckpointError, load_weights, read_model_card
+from model.data import sha256_file
+
+log = logging.getLogger("capsnet.serve")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: CapsNet
+    device: torch.device
+    info: dict[str, Any]  # what GET /v1/model reports
+    seconds: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is the GPU when there is one; naming a GPU that is not there is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError(f"CAPSNET_DEVICE={name}, but CUDA is not available on this machine")
+    return device
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    start = time.perf_counter()
+    device = resolve_device(settings.device)
+    model = load_weights(settings.weights, device)
+    sha256 = sha256_file(settings.weights)
+    warm_up(model, device, settings.max_batch_size if settings.batching else 1)
+    seconds = time.perf_counter() - start
+    log.info(
+        "serving weights %s (sha256 %s) on %s; loaded and warmed up in %.2f s",
+        settings.weights,
+        sha256,
+        device,
+        seconds,
+    )
+    return LoadedModel(model, device, describe(model, device, settings.weights, sha256), seconds)
+
+
+def warm_up(model: CapsNet, device: torch.device, batch_size: int) -> None:
+    """One pass at the largest batch size first, so the first request pays no allocation cost."""
+    with torch.inference_mode():
+        images = torch.zeros(batch_size, 1, 28, 28, device=device)
+        model.reconstruct(model.poses(images))
+        model.tweak_grid(model.poses(images[:1])[0], digit=0)
+
+
+def describe(model: CapsNet, device: torch.device, weights: Path, sha256: str) -> dict[str, Any]:
+    card = read_model_card(weights)
+    return {
+        "name": weights.stem,
+        "version": card.get("version", sha256[:12]),
+        "config": model.config.to_dict(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "device": str(device),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "weights_sha256": sha256,
+        "labels": card.get("labels"),
+        "input": card.get("input"),
+        "evaluation": card.get("evaluation"),
+    }

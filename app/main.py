@@ -1,0 +1,94 @@
+"""`create_app()`: the lifespan that loads the model, the routers, the middleware, the error handlers.
+
+The weights load in a background task started by the lifespan, so the server answers /healthz
+at once and /readyz with 503 until the model is loaded and warmed up. Settings come from the
+`get_settings` dependency (overrides included); only CORS, a middleware fixed when the app is
+built, reads them at build time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.batcher import Batcher
+from app.deps import require_api_key
+from app.engine import Engine
+from app.errors import install_error_handlers
+from app.loading import load_model
+from app.metrics import HttpMetricsMiddleware, Metrics
+from app.routes import health, images, meta, predict
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("capsnet.serve")
+
+
+async def start_engine(app: FastAPI, settings: Settings) -> None:
+    """Loads in a worker thread, then starts the batcher; a failure is logged and shown on /readyz."""
+    metrics: Metrics = app.state.metrics
+    try:
+        loaded = await asyncio.to_thread(load_model, settings)
+    except Exception as e:
+        log.exception("could not load the model from %s", settings.weights)
+        app.state.load_error = str(e)
+        return
+    batcher = Batcher(
+        loaded.model,
+        loaded.device,
+        metrics,
+        max_batch_size=settings.max_batch_size if settings.batching else 1,
+        max_wait_s=settings.max_batch_wait_ms / 1000 if settings.batching else 0.0,
+        max_queue=settings.max_queue,
+    )
+    batcher.start()
+    metrics.model_load.set(loaded.seconds)
+    app.state.engine = Engine(batcher, loaded.info, metrics, settings.cache_entries)
+    metrics.ready.set(1)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.dependency_overrides.get(get_settings, get_settings)()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # no-op if configured
+    logging.getLogger("capsnet").setLevel(settings.log_level.upper())
+    app.state.engine, app.state.load_error = None, None
+    loading = asyncio.create_task(start_engine(app, settings))
+    try:
+        yield
+    finally:
+        loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
+        if app.state.engine is not None:
+            await app.state.engine.batcher.close()
+        app.state.metrics.ready.set(0)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="capsnet-serve",
+        summary="A Capsule Network (Sabour, Frosst & Hinton 2017) that reads handwritten digits.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.metrics = Metrics()
+    app.state.engine, app.state.load_error = None, None
+    app.include_router(health.router)
+    secured = [Depends(require_api_key)]
+    for resource in (predict, images, meta):
+        app.include_router(resource.router, dependencies=secured)
+    install_error_handlers(app)
+    origins = get_settings().cors_origins
+    if origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        )
+    app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+app = create_app()

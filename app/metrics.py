@@ -1,0 +1,81 @@
+"""Prometheus metrics: per-route HTTP counts and latency, and one histogram per serving stage.
+
+As in KServe, each stage has its own latency (preprocess, queue wait, inference, PNG encode),
+so a slow p99 can be traced to its stage. Each app gets its own registry, so several apps (as in
+tests) never collide in prometheus-client's global one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "capsnet_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "capsnet_http_request_duration_seconds",
+            "HTTP request latency, from the first byte received to the last byte sent",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stage = Histogram(
+            "capsnet_stage_duration_seconds",
+            "Time per serving stage: preprocess, queue, inference, encode",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "capsnet_batch_size", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.queue_depth = Gauge("capsnet_queue_depth", "Images waiting for the model", registry=r)
+        self.model_load = Gauge(
+            "capsnet_model_load_seconds", "Time to load the weights and run the warm-up pass", registry=r
+        )
+        self.ready = Gauge("capsnet_ready", "1 once the model is loaded and warmed up", registry=r)
+        self.gpu_memory = Gauge(
+            "capsnet_gpu_memory_allocated_bytes", "GPU memory held by tensors (0 on the CPU)", registry=r
+        )
+
+
+class HttpMetricsMiddleware:
+    """Pure ASGI middleware (no BaseHTTPMiddleware): it sees the final status of every response.
+
+    Routes are labelled by their template (`/v1/inputs/{sample_id}.png`), and unmatched paths as
+    `unmatched`, so that label values stay few whatever clients request.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            labels = (scope["method"], route, str(status))
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)

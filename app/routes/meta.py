@@ -1,0 +1,15 @@
+"""GET /v1/model: what is being served, on what device, and how accurate its card says it is."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import ERRORS, EngineDep
+from app.schemas import ModelInfo
+
+router = APIRouter(prefix="/v1", tags=["model"])
+
+
+@router.get("/model", response_model=ModelInfo, responses={503: ERRORS[503]})
+async def model_info(engine: EngineDep) -> ModelInfo:
+    return ModelInfo(**engine.info)

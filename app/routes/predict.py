@@ -1,0 +1,57 @@
+"""POST /v1/predict and /v1/capsules: one entry per uploaded image, in upload order."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query
+
+from app.deps import ERRORS, IMAGE_UPLOAD, EngineDep, ImagesDep, PreprocessQuery, SettingsDep
+from app.engine import Sample
+from app.schemas import Capsules, CapsulesResponse, Links, Prediction, PredictResponse, TopK
+
+router = APIRouter(prefix="/v1", tags=["predict"])
+
+
+@router.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_UPLOAD)
+async def predict(
+    engine: EngineDep,
+    settings: SettingsDep,
+    files: ImagesDep,
+    preprocess: PreprocessQuery = "auto",
+    top_k: Annotated[int, Query(ge=1, le=10, description="how many digits to rank")] = 3,
+) -> PredictResponse:
+    """The predicted digit, the 10 capsule lengths as scores, the top k and links to its PNGs."""
+    samples = await engine.ingest(files, preprocess, settings.max_image_pixels)
+    return PredictResponse(predictions=[prediction(sample, top_k) for sample in samples])
+
+
+@router.post("/capsules", response_model=CapsulesResponse, responses=ERRORS, openapi_extra=IMAGE_UPLOAD)
+async def capsules(
+    engine: EngineDep, settings: SettingsDep, files: ImagesDep, preprocess: PreprocessQuery = "auto"
+) -> CapsulesResponse:
+    """The 10x16 digit capsule poses and their lengths."""
+    samples = await engine.ingest(files, preprocess, settings.max_image_pixels)
+    return CapsulesResponse(
+        capsules=[
+            Capsules(id=s.id, digit=s.digit, lengths=s.lengths.tolist(), poses=s.poses.tolist())
+            for s in samples
+        ]
+    )
+
+
+def prediction(sample: Sample, top_k: int) -> Prediction:
+    scores = sample.lengths
+    ranked = np.argsort(-scores, kind="stable")[:top_k]
+    return Prediction(
+        id=sample.id,
+        digit=sample.digit,
+        scores=scores.tolist(),
+        top_k=[TopK(digit=int(d), score=float(scores[d])) for d in ranked],
+        links=Links(
+            input=f"/v1/inputs/{sample.id}.png",
+            reconstruction=f"/v1/reconstructions/{sample.id}.png",
+            tweak=f"/v1/tweaks/{sample.id}.png",
+        ),
+    )

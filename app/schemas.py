@@ -1,0 +1,105 @@
+"""Request and response models: the JSON contract, with the examples shown in the OpenAPI docs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+POSE_BOUND = 1.0  # capsule outputs are squashed to length < 1, so no coordinate goes beyond this
+PoseValue = Annotated[float, Field(ge=-POSE_BOUND, le=POSE_BOUND, allow_inf_nan=False)]
+SCORES_EXAMPLE = [0.02, 0.01, 0.03, 0.02, 0.05, 0.01, 0.01, 0.98, 0.02, 0.04]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["no_digit_found"])
+    message: str = Field(
+        examples=["no digit found: the image has no ink that stands out from its background"]
+    )
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class TopK(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    score: float
+
+
+class Links(BaseModel):
+    input: str = Field(description="the preprocessed 28x28 input the model saw")
+    reconstruction: str
+    tweak: str
+
+
+class Prediction(BaseModel):
+    id: str = Field(description="hash of the preprocessed input; names its PNGs")
+    digit: int = Field(ge=0, le=9)
+    scores: list[float] = Field(description="the 10 digit capsules' lengths", min_length=10, max_length=10)
+    top_k: list[TopK]
+    links: Links
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "predictions": [
+                        {
+                            "id": "3f1c9a0d5e7b2c4a6f8e0d1c2b3a4f5e",
+                            "digit": 7,
+                            "scores": SCORES_EXAMPLE,
+                            "top_k": [{"digit": 7, "score": 0.98}, {"digit": 4, "score": 0.05}],
+                            "links": {
+                                "input": "/v1/inputs/3f1c9a0d5e7b2c4a6f8e0d1c2b3a4f5e.png",
+                                "reconstruction": "/v1/reconstructions/3f1c9a0d5e7b2c4a6f8e0d1c2b3a4f5e.png",
+                                "tweak": "/v1/tweaks/3f1c9a0d5e7b2c4a6f8e0d1c2b3a4f5e.png",
+                            },
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+
+class Capsules(BaseModel):
+    id: str
+    digit: int = Field(ge=0, le=9)
+    lengths: list[float] = Field(min_length=10, max_length=10)
+    poses: list[list[float]] = Field(description="10 pose vectors of 16 numbers, one per digit")
+
+
+class CapsulesResponse(BaseModel):
+    capsules: list[Capsules]
+
+
+class DecodeRequest(BaseModel):
+    digit: int = Field(ge=0, le=9, description="which digit capsule the pose belongs to")
+    pose: list[PoseValue] = Field(min_length=16, max_length=16, description=f"16 numbers in ±{POSE_BOUND}")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"digit": 3, "pose": [0.1, -0.05, 0.2, 0.0] * 4}]}
+    )
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    config: dict[str, Any]
+    parameters: int
+    device: str
+    dtype: str
+    weights_sha256: str
+    labels: list[str] | None
+    input: dict[str, Any] | None
+    evaluation: dict[str, Any] | None = Field(description="test-set figures from the model card, if recorded")
+
+
+class Status(BaseModel):
+    status: str = Field(examples=["ok"])

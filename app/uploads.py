@@ -1,0 +1,100 @@
+"""Request body -> the uploaded files' bytes, within the upload limits.
+
+Two encodings: multipart with one or more `file` fields, or JSON `{"images": ["<base64>", ...]}`
+(data: URLs such as a canvas's `toDataURL()` are accepted). The size limit is enforced twice: a
+declared Content-Length over it is refused before reading anything, and the bytes are counted
+as they stream in, so a chunked or lying upload is cut off at the limit, never held in full.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from fastapi import Request
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from app.errors import EmptyUpload, InvalidUpload, TooManyImages, UnsupportedMediaType, UploadTooLarge
+from app.settings import Settings
+
+FIELD = "file"
+
+
+async def read_images(request: Request, settings: Settings) -> list[bytes]:
+    limit = settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(
+            f"the body is {declared} bytes; the limit is {limit}", {"max_upload_bytes": limit}
+        )
+    if declared == "0":
+        raise EmptyUpload("the body is empty: send multipart field 'file' or JSON {\"images\": [...]}")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = counted(request.stream(), limit)
+    if content_type == "multipart/form-data":
+        files = await from_multipart(request, body, settings.max_images_per_request)
+    elif content_type == "application/json" or content_type.endswith("+json"):
+        files = from_json(b"".join([chunk async for chunk in body]))
+    else:
+        raise UnsupportedMediaType(
+            f"content type {content_type or '(none)'} is not accepted; send multipart/form-data or JSON"
+        )
+    if not files:
+        raise EmptyUpload(
+            f'no image in the request: send multipart field {FIELD!r} or JSON {{"images": [...]}}'
+        )
+    if len(files) > settings.max_images_per_request:
+        raise TooManyImages(
+            f"{len(files)} images in one request; the limit is {settings.max_images_per_request}",
+            {"max_images_per_request": settings.max_images_per_request},
+        )
+    if any(not data for data in files):
+        raise EmptyUpload("one of the images is empty (0 bytes)")
+    return files
+
+
+async def counted(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > limit:
+            raise UploadTooLarge(f"the body exceeds the limit of {limit} bytes", {"max_upload_bytes": limit})
+        yield chunk
+
+
+async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], max_files: int) -> list[bytes]:
+    parser = MultiPartParser(request.headers, body, max_files=max_files, max_fields=max_files)
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        if e.message.startswith("Too many files"):  # Starlette stops counting at max_files
+            raise TooManyImages(f"too many images in one request; the limit is {max_files}") from e
+        raise InvalidUpload(f"malformed multipart body: {e.message}") from e
+    try:
+        return [await part.read() for part in form.getlist(FIELD) if not isinstance(part, str)]
+    finally:
+        await form.close()
+
+
+def from_json(raw: bytes) -> list[bytes]:
+    if not raw:
+        raise EmptyUpload("the body is empty")
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidUpload(f"the body is not valid JSON: {e}") from e
+    images = payload.get("images") if isinstance(payload, dict) else None
+    if not isinstance(images, list) or not all(isinstance(item, str) for item in images):
+        raise InvalidUpload('expected a JSON object {"images": ["<base64>", ...]}')
+    return [decode_base64(item, index) for index, item in enumerate(images)]
+
+
+def decode_base64(text: str, index: int) -> bytes:
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidUpload(f"images[{index}] is not valid base64: {e}") from e
