@@ -22,7 +22,7 @@ from app.engine import Engine
 from app.errors import install_error_handlers
 from app.loading import load_model
 from app.metrics import HttpMetricsMiddleware, Metrics
-from app.routes import health, images, meta, predict
+from app.routes import health, images, meta, page, predict
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("capsnet.serve")
@@ -81,6 +81,8 @@ def create_app() -> FastAPI:
     secured = [Depends(require_api_key)]
     for resource in (predict, images, meta):
         app.include_router(resource.router, dependencies=secured)
+    app.include_router(page.router)  # the demo page at / (issue 5)
+    page.mount_static(app)
     install_error_handlers(app)
     origins = get_settings().cors_origins
     if origins:
