@@ -16,6 +16,7 @@ const el = {
   message: $("message"), result: $("result"), digit: $("digit"), verdict: $("verdict"), bars: $("bars"),
   input: $("input-img"), recon: $("reconstruction"), reconNote: $("recon-note"),
   sliders: $("sliders"), reset: $("reset"), preview: $("pose-preview"), tweak: $("tweak"), tweakPlaceholder: $("tweak-placeholder"),
+  tweakRows: $("tweak-rows"), tweakMark: $("tweak-mark"),
 };
 
 const state = {
@@ -256,6 +257,7 @@ function showPrediction(prediction, capsule) {
   setReconstruction(prediction.links.reconstruction, "from 16 numbers");
   showImage(el.tweak, prediction.links.tweak);
   el.tweakPlaceholder.hidden = true;
+  renderTweakRows();
   renderSliders(state.original);
   el.reset.disabled = false;
 }
@@ -298,6 +300,23 @@ function renderBars(scores, winner) {
   }));
 }
 
+// ---------- tweak grid: one row per pose dimension, marked when its slider is in use ----------
+
+function renderTweakRows() {
+  el.tweakRows.replaceChildren(...Array.from({ length: 16 }, (_, i) => {
+    const item = document.createElement("li");
+    item.textContent = String(i + 1);
+    return item;
+  }));
+  el.tweakMark.hidden = true;
+}
+
+function markTweakRow(i) {
+  el.tweakMark.hidden = false;
+  el.tweakMark.style.top = `${(100 * i) / 16}%`;
+  el.tweakRows.querySelectorAll("li").forEach((item, j) => item.classList.toggle("on", i === j));
+}
+
 // ---------- pose sliders ----------
 
 function renderSliders(pose) {
@@ -316,6 +335,8 @@ function renderSliders(pose) {
     input.setAttribute("aria-label", `pose dimension ${i + 1}`);
     input.setAttribute("aria-valuetext", "unchanged");
     input.addEventListener("input", () => onSlider(input, row, i));
+    input.addEventListener("focus", () => markTweakRow(i));
+    input.addEventListener("pointerdown", () => markTweakRow(i));
     return row;
   }));
 }

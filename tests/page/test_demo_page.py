@@ -146,10 +146,10 @@ def test_a_finger_draws_a_one_on_a_phone(open_demo, viewport, artifacts):
     ys = [box["y"] + box["height"] * (0.15 + 0.07 * i) for i in range(11)]
     touch(page, [(x, y) for y in ys])
     wait_for_prediction(page)  # the page predicts by itself when the finger lifts
+    page.screenshot(path=artifacts / "demo-page-phone.png", full_page=True)
     assert page.text_content("#digit") == "1"
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow} px wider than the phone"
-    page.screenshot(path=artifacts / "demo-page-phone.png", full_page=True)
 
 
 def touch(page, points: list[tuple[float, float]]) -> None:
