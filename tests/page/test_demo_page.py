@@ -7,6 +7,7 @@ the page shows. Screenshots of the desktop and phone layouts land in `test-artif
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,24 @@ def test_an_uploaded_mnist_digit_is_predicted_with_its_images(page, mnist, tmp_p
     # the tweak grid: 16 rows (pose dimensions) by 11 columns (steps), square cells
     width, height = page.eval_on_selector("#tweak", "img => [img.naturalWidth, img.naturalHeight]")
     assert width * 16 == height * 11
+
+
+def test_a_dropped_mnist_digit_is_predicted(page, mnist, tmp_path):
+    label = mnist_png(mnist, 2, tmp_path / "dropped.png")
+    data = base64.b64encode((tmp_path / "dropped.png").read_bytes()).decode()
+    page.evaluate(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+            const zone = document.getElementById("drop-zone");
+            zone.dispatchEvent(new DragEvent("dragover", { bubbles: true, dataTransfer: transfer }));
+            zone.dispatchEvent(new DragEvent("drop", { bubbles: true, dataTransfer: transfer }));
+        }""",
+        data,
+    )
+    wait_for_prediction(page)
+    assert page.text_content("#digit") == str(label)
 
 
 def test_moving_a_pose_slider_redraws_the_reconstruction(page, mnist, tmp_path, artifacts):
