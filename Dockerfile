@@ -49,8 +49,9 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 
 RUN useradd --system --no-log-init --no-create-home --uid 10001 --user-group capsnet
 
-# Root-owned and read-only for the service; mount another directory here to swap weights.
-COPY weights/ /opt/capsnet/weights/
+# Root-owned and read-only for the service, whatever mode the files had in the build context
+# (safetensors writes 0600); mount another directory here to swap weights.
+COPY --chmod=755 weights/ /opt/capsnet/weights/
 
 # Settings (app/settings.py reads CAPSNET_*); override with `docker run -e`.
 # HOME and the caches point at /tmp so the root filesystem can be mounted read-only.

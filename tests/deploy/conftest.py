@@ -167,11 +167,22 @@ def pyproject() -> dict:
 
 
 @pytest.fixture(scope="session")
-def app_routes() -> set[str]:
-    """Paths the service really serves, from the app object `capsnet-serve` runs."""
+def app_serves():
+    """Whether the app object `capsnet-serve` runs has a route for (path, method).
+
+    Asks the routes themselves (as Starlette does for a request), so routers included with
+    prefixes count and nothing has to be loaded or started.
+    """
+    from starlette.routing import Match
+
     from app.main import app
 
-    return {route.path for route in app.routes}
+    def serves(path: str, method: str = "GET") -> bool:
+        scope = {"type": "http", "path": path, "method": method, "root_path": "", "headers": []}
+        return any(route.matches(scope)[0] == Match.FULL for route in app.routes)
+
+    assert not serves("/no-such-route"), "the route check must be able to say no"
+    return serves
 
 
 @pytest.fixture(scope="session")
