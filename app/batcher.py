@@ -121,9 +121,8 @@ class Batcher:
         for job in jobs:
             self.metrics.stage.labels("queue").observe(started - job.enqueued)
         self.metrics.batch_size.observe(len(jobs))
-        images = np.stack([job.image for job in jobs])  # (B, 28, 28)
         try:
-            poses = await self.run(forward_poses(images))
+            poses = await self.run(forward_poses(np.stack([job.image for job in jobs])))  # (B, 28, 28) in
             if len(poses) != len(jobs):
                 raise RuntimeError(f"the model returned {len(poses)} results for {len(jobs)} images")
         except asyncio.CancelledError:

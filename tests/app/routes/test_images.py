@@ -1,0 +1,65 @@
+"""The PNG endpoints decode to the sizes they promise; linked PNGs render until evicted."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def upload(png_bytes, image) -> dict:
+    return {"file": ("d.png", png_bytes(image), "image/png")}
+
+
+def test_reconstruct_is_28_times_scale_square_or_side_by_side(
+    client: TestClient, png_bytes, digit_image, png_size
+):
+    r = client.post("/v1/reconstruct", files=upload(png_bytes, digit_image))
+    assert (
+        r.status_code == 200 and r.headers["content-type"] == "image/png" and png_size(r.content) == (28, 28)
+    )
+    r = client.post("/v1/reconstruct", files=upload(png_bytes, digit_image), params={"scale": 3, "digit": 4})
+    assert png_size(r.content) == (84, 84)
+    r = client.post(
+        "/v1/reconstruct", files=upload(png_bytes, digit_image), params={"scale": 2, "side_by_side": 1}
+    )
+    assert png_size(r.content) == (112, 56)
+
+
+def test_tweak_grid_has_a_row_per_dim_and_a_column_per_step(
+    client: TestClient, png_bytes, digit_image, png_size
+):
+    r = client.post("/v1/tweak", files=upload(png_bytes, digit_image))
+    assert r.status_code == 200 and png_size(r.content) == (11 * 28, 16 * 28)
+    params = [
+        ("dims", "0,3"),
+        ("dims", "5"),
+        ("steps", "5"),
+        ("scale", "2"),
+        ("low", "-0.5"),
+        ("high", "0.5"),
+    ]
+    r = client.post("/v1/tweak", files=upload(png_bytes, digit_image), params=params)
+    assert png_size(r.content) == (5 * 56, 3 * 56)
+
+
+def test_decode_draws_an_edited_pose(client: TestClient, png_size) -> None:
+    r = client.post("/v1/decode", json={"digit": 3, "pose": [0.1] * 16}, params={"scale": 4})
+    assert r.status_code == 200 and png_size(r.content) == (112, 112)
+
+
+def test_links_in_a_prediction_render_with_parameters(
+    client: TestClient, png_bytes, digit_image, png_size
+) -> None:
+    [p] = client.post("/v1/predict", files=upload(png_bytes, digit_image)).json()["predictions"]
+    assert png_size(client.get(p["links"]["input"], params={"scale": 2}).content) == (56, 56)
+    assert png_size(client.get(p["links"]["reconstruction"]).content) == (28, 28)
+    assert png_size(client.get(p["links"]["tweak"], params={"dims": "1,2", "steps": 3}).content) == (84, 56)
+    posted = client.post("/v1/reconstruct", files=upload(png_bytes, digit_image)).content
+    assert client.get(p["links"]["reconstruction"]).content == posted
+
+
+def test_links_answer_404_once_evicted(make_client, png_bytes, digit_image) -> None:
+    client = make_client(cache_entries=1)
+    [first] = client.post("/v1/predict", files=upload(png_bytes, digit_image)).json()["predictions"]
+    client.post("/v1/predict", files=upload(png_bytes, digit_image.T.copy()))
+    r = client.get(first["links"]["reconstruction"])
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

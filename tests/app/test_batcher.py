@@ -1,0 +1,120 @@
+"""The micro-batcher: concurrent requests share forward passes; failures and overload are contained."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.batcher import Batcher
+from app.errors import Overloaded
+from app.metrics import Metrics
+from model.capsnet import CapsNet, CapsNetConfig
+
+
+@pytest.fixture(scope="module")
+def model() -> CapsNet:
+    torch.manual_seed(0)
+    return CapsNet(CapsNetConfig(conv1_channels=16, primary_types=4)).eval()
+
+
+def images(n: int) -> np.ndarray:
+    return np.random.default_rng(n).random((n, 28, 28), dtype=np.float32)
+
+
+async def with_batcher(model: CapsNet, body, **kwargs):
+    batcher = Batcher(model, torch.device("cpu"), Metrics(), **kwargs)
+    batcher.start()
+    try:
+        return await body(batcher)
+    finally:
+        await batcher.close()
+
+
+def test_concurrent_callers_share_one_forward_pass_and_get_their_own_results(model: CapsNet) -> None:
+    inputs = images(6)
+    passes: list[int] = []
+    forward = model.poses
+
+    def counting(x: torch.Tensor) -> torch.Tensor:
+        passes.append(len(x))
+        return forward(x)
+
+    async def body(batcher: Batcher):
+        return await asyncio.gather(*(batcher.poses(inputs[i : i + 1]) for i in range(6)))
+
+    model.poses = counting  # type: ignore[method-assign]
+    try:
+        results = asyncio.run(with_batcher(model, body, max_batch_size=8, max_wait_s=0.2))
+    finally:
+        del model.poses
+    assert passes == [6]
+    with torch.inference_mode():
+        expected = model.poses(torch.from_numpy(inputs).unsqueeze(1)).numpy()
+    assert np.allclose(np.concatenate(results), expected, atol=1e-5)
+
+
+def test_a_failed_batch_fails_every_caller_and_the_next_batch_still_runs(model: CapsNet) -> None:
+    forward = model.poses
+    calls = []
+
+    def fail_once(x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        if len(calls) == 1:
+            raise RuntimeError("device lost")
+        return forward(x)
+
+    async def body(batcher: Batcher):
+        first = await asyncio.gather(*(batcher.poses(images(1)) for _ in range(3)), return_exceptions=True)
+        return first, await batcher.poses(images(2))
+
+    model.poses = fail_once  # type: ignore[method-assign]
+    try:
+        first, after = asyncio.run(with_batcher(model, body, max_batch_size=8, max_wait_s=0.2))
+    finally:
+        del model.poses
+    assert all(isinstance(e, RuntimeError) for e in first)
+    assert after.shape == (2, 10, 16)
+
+
+def test_a_full_queue_refuses_at_once(model: CapsNet) -> None:
+    async def body(batcher: Batcher):
+        with pytest.raises(Overloaded):
+            await batcher.poses(images(5))
+
+    asyncio.run(with_batcher(model, body, max_queue=4))
+
+
+def test_concurrent_http_requests_are_batched_together(make_client, png_bytes, digit_image) -> None:
+    client: TestClient = make_client(max_batch_wait_ms=100, max_batch_size=16)
+    uploads = [png_bytes(np.roll(digit_image, shift, axis=1)) for shift in range(-4, 4)]
+
+    def post(data: bytes) -> int:
+        return client.post("/v1/predict", files={"file": ("d.png", data, "image/png")}).status_code
+
+    with ThreadPoolExecutor(len(uploads)) as pool:
+        assert list(pool.map(post, uploads)) == [200] * len(uploads)
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    samples = {s.name: s.value for s in families["capsnet_batch_size"].samples if not s.labels}
+    warm = {s.labels["le"]: s.value for s in families["capsnet_batch_size"].samples if "le" in s.labels}
+    assert samples["capsnet_batch_size_sum"] == len(uploads)
+    assert samples["capsnet_batch_size_count"] < len(uploads), "every image ran in its own forward pass"
+    assert warm["1.0"] < samples["capsnet_batch_size_count"]
+
+
+def test_overload_answers_503_with_retry_after(make_client, monkeypatch, png_bytes, digit_image) -> None:
+    client: TestClient = make_client()
+
+    async def full(images: np.ndarray) -> np.ndarray:
+        raise Overloaded("256 images are already waiting for the model; retry shortly")
+
+    monkeypatch.setattr(client.app.state.engine.batcher, "poses", full)
+    r = client.post("/v1/predict", files={"file": ("d.png", png_bytes(digit_image), "image/png")})
+    assert (
+        r.status_code == 503 and r.json()["error"]["code"] == "overloaded" and r.headers["Retry-After"] == "1"
+    )

@@ -1,0 +1,102 @@
+"""Preprocessing without the model: what users send becomes an MNIST-style 28x28 input."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.errors import ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedMediaType
+from app.imaging import prepare
+from model.data import Mnist
+
+MAX_PIXELS = 4096 * 4096
+
+
+def test_mnist_digits_pass_through_essentially_unchanged(
+    mnist: Mnist, png_bytes: Callable[..., bytes]
+) -> None:
+    for image in mnist.test.images[:50]:
+        out = prepare(png_bytes(image), "auto", MAX_PIXELS)
+        assert out.shape == (28, 28) and out.dtype == np.float32
+        assert np.abs(out - image / 255.0).mean() < 0.01
+
+
+def test_dark_on_light_is_inverted(mnist: Mnist, png_bytes: Callable[..., bytes]) -> None:
+    image = mnist.test.images[0]
+    light = prepare(png_bytes(255 - image), "auto", MAX_PIXELS)
+    assert np.abs(light - prepare(png_bytes(image), "auto", MAX_PIXELS)).max() < 1e-6
+
+
+def test_transparent_canvas_export_comes_out_as_a_digit(
+    mnist: Mnist, png_bytes: Callable[..., bytes]
+) -> None:
+    image = mnist.test.images[0]
+    rgba = np.zeros((28, 28, 4), np.uint8)  # black strokes, alpha = ink, on transparent black
+    rgba[..., 3] = image
+    out = prepare(png_bytes(rgba), "auto", MAX_PIXELS)
+    assert np.abs(out - prepare(png_bytes(image), "auto", MAX_PIXELS)).mean() < 0.01
+
+
+def test_a_large_photo_like_image_is_cropped_scaled_and_centred(digit_image: np.ndarray) -> None:
+    big = np.array(Image.fromarray(255 - digit_image).resize((400, 300)), dtype=np.float32)
+    paper = np.clip(big * 0.7 + 60 + np.random.default_rng(0).normal(0, 3, big.shape), 0, 255).astype(
+        np.uint8
+    )
+    data = io.BytesIO()
+    Image.fromarray(paper).save(data, "JPEG", quality=90)
+    out = prepare(data.getvalue(), "auto", MAX_PIXELS)
+    rows, cols = np.nonzero(out > 0.1)
+    assert rows.max() - rows.min() + 1 <= 21 and cols.max() - cols.min() + 1 <= 21
+    mass = out.sum()
+    centre = ((out.sum(1) @ np.arange(28)) / mass, (out.sum(0) @ np.arange(28)) / mass)
+    assert np.allclose(centre, 14, atol=1.0)
+
+
+def test_exif_orientation_is_applied(digit_image: np.ndarray, png_bytes: Callable[..., bytes]) -> None:
+    rotated = Image.fromarray(np.rot90(digit_image, k=-1))  # stored turned clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 8  # orientation tag: turn 90 degrees anticlockwise to display
+    data = io.BytesIO()
+    rotated.save(data, "JPEG", quality=95, exif=exif.tobytes())
+    upright = prepare(png_bytes(digit_image), "auto", MAX_PIXELS)
+    assert np.abs(prepare(data.getvalue(), "auto", MAX_PIXELS) - upright).mean() < 0.05
+
+
+def test_preprocess_none_feeds_the_pixels_as_they_are(digit_image: np.ndarray, png_bytes) -> None:
+    out = prepare(png_bytes(digit_image), "none", MAX_PIXELS)
+    assert np.array_equal(out, digit_image / np.float32(255))
+
+
+def test_preprocess_none_needs_28x28(png_bytes: Callable[..., bytes]) -> None:
+    with pytest.raises(InvalidImage, match="28x28"):
+        prepare(png_bytes(np.full((30, 30), 255, np.uint8)), "none", MAX_PIXELS)
+
+
+@pytest.mark.parametrize("value", [0, 255, 128])
+def test_a_uniform_image_has_no_digit(value: int, png_bytes: Callable[..., bytes]) -> None:
+    with pytest.raises(NoDigitFound):
+        prepare(png_bytes(np.full((64, 64), value, np.uint8)), "auto", MAX_PIXELS)
+
+
+def test_a_header_claiming_too_many_pixels_is_refused_before_decoding(png_bytes) -> None:
+    data = png_bytes(np.zeros((1, 1), np.uint8))
+    with pytest.raises(ImageTooLarge):
+        prepare(data, "auto", max_pixels=0)
+
+
+def test_garbage_and_truncated_images_are_invalid(png_bytes: Callable[..., bytes], digit_image) -> None:
+    with pytest.raises(InvalidImage):
+        prepare(b"definitely not an image", "auto", MAX_PIXELS)
+    with pytest.raises(InvalidImage):
+        prepare(png_bytes(digit_image)[:60], "auto", MAX_PIXELS)
+
+
+def test_an_image_format_outside_the_list_is_unsupported(digit_image: np.ndarray) -> None:
+    data = io.BytesIO()
+    Image.fromarray(digit_image).save(data, "ICO")
+    with pytest.raises(UnsupportedMediaType):
+        prepare(data.getvalue(), "auto", MAX_PIXELS)
