@@ -251,6 +251,7 @@ function showPrediction(prediction, capsule) {
   el.verdict.append(
     "Capsule ", strong(String(digit)), " is the longest at ", strong(sure.toFixed(2)),
     `; next is ${runnerUp[1]} at ${runnerUp[0].toFixed(2)}.`,
+    sure < 0.5 ? " No capsule is long: the network is not sure this is a digit." : "",
   );
   renderBars(scores, digit);
   showImage(el.input, prediction.links.input);
