@@ -21,7 +21,7 @@ from model.checkpoint import CheckpointError, read_header
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     lines = [
-        f"  CAPSNET_{name.upper():<26} (default: {field.default})"
+        f"  CAPSNET_{name.upper():<26} (default: {field.get_default(call_default_factory=True)})"
         for name, field in Settings.model_fields.items()
     ]
     epilog = "settings (environment variables):\n" + "\n".join(lines)

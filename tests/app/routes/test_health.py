@@ -67,3 +67,12 @@ def test_metrics_parse_and_count_requests_by_route_and_status(
         assert name in families
     assert families["capsnet_model_load_seconds"].samples[0].value > 0
     assert families["capsnet_ready"].samples[0].value == 1
+
+
+def test_openapi_documents_every_endpoint_with_both_upload_encodings(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/predict", "/v1/capsules", "/v1/reconstruct", "/v1/tweak", "/v1/decode", "/v1/model"):
+        assert path in spec["paths"]
+    upload = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]
+    assert set(upload) == {"multipart/form-data", "application/json"}
+    assert "examples" in spec["components"]["schemas"]["PredictResponse"]
