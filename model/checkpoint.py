@@ -60,6 +60,7 @@ def save_weights(model: CapsNet, path: Path, summary: dict[str, Any] | None = No
     state = {name: t.detach().float().cpu().contiguous() for name, t in model.state_dict().items()}
     tmp = path.with_suffix(".safetensors.tmp")
     save_file(state, tmp, metadata=metadata)
+    tmp.chmod(0o644)  # safetensors writes 0600; a service user must be able to read shipped weights
     os.replace(tmp, path)
     write_model_card(path, {**header, **(summary or {})})
 

@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        scheduler.gamma = args.lr_decay  # the command line decides the decay from here on
         torch.set_rng_state(state["rng_cpu"])
         start_epoch, best_acc = state["epoch"] + 1, state["best_val_accuracy"]
         if dist_info.is_main:
