@@ -24,7 +24,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "weights" / "capsnet-mnist.safetensors"
 ARTIFACTS = REPO / "test-artifacts"
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 120.0  # generous: a loaded 2-core machine (training alongside) starts slowly
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -129,7 +129,7 @@ def open_demo(browser, base_url: str) -> Iterator[Callable[..., object]]:
         contexts.append(context)
         context.route("**/*", only_the_service)
         page = context.new_page()
-        page.set_default_timeout(15_000)
+        page.set_default_timeout(30_000)
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{base_url}/")
         page.wait_for_function("document.body.dataset.state === 'idle'")
