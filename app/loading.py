@@ -17,8 +17,9 @@ import torch
 
 from app.settings import Settings
 from model.capsnet import CapsNet
-from model.checkpoint import CheckpointError, load_weights, read_model_card
+from model.checkpoint import load_weights, read_model_card
 from model.data import sha256_file
+from model.device import resolve_device
 
 log = logging.getLogger("capsnet.serve")
 
@@ -29,16 +30,6 @@ class LoadedModel:
     device: torch.device
     info: dict[str, Any]  # what GET /v1/model reports
     seconds: float
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` is the GPU when there is one; naming a GPU that is not there is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError(f"CAPSNET_DEVICE={name}, but CUDA is not available on this machine")
-    return device
 
 
 def load_model(settings: Settings) -> LoadedModel:

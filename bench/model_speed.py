@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 
 from model.capsnet import CapsNet
+from model.device import resolve_device
 from model.losses import capsnet_loss
-from model.train import resolve_device
 
 BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 

@@ -19,7 +19,7 @@ import torch
 from model.capsnet import CapsNet
 from model.checkpoint import load_weights, read_model_card, write_model_card
 from model.data import Split, load_mnist
-from model.train import resolve_device
+from model.device import resolve_device
 
 DEFAULT_WEIGHTS = Path("weights/capsnet-mnist.safetensors")
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import load_training_state, save_training_state, save_weights
 from model.data import Split, load_mnist, random_shift
+from model.device import resolve_device
 from model.losses import capsnet_loss
 
 
@@ -98,15 +99,6 @@ def setup_distributed(device_arg: str) -> tuple[Distributed, torch.device]:
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist_info, device
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available on this machine")
-    return device
 
 
 def make_loader(split: Split, batch_size: int, seed: int, dist_info: Distributed) -> DataLoader:

@@ -100,7 +100,9 @@ def test_corrupted_file(saved: tuple[CapsNet, Path]) -> None:
 def test_shape_mismatch_is_named(saved: tuple[CapsNet, Path]) -> None:
     _, path = saved
     rewrite_metadata(path, config={**SMALL.to_dict(), "digit_dim": 8})
-    with pytest.raises(CheckpointError, match="(?s)do not match the saved config.*size mismatch for digits.weight"):
+    with pytest.raises(
+        CheckpointError, match="(?s)do not match the saved config.*size mismatch for digits.weight"
+    ):
         load_weights(path)
 
 
