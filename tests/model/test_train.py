@@ -88,10 +88,9 @@ def test_distributed_data_parallel_with_gloo(tmp_path: Path) -> None:
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # single node, a free rendezvous port
         "--nproc-per-node",
         "2",
-        "--master-port",
-        "0",
         "-m",
         "model.train",
         "--device",
