@@ -185,11 +185,20 @@ def evaluate_split(
     return {"accuracy": correct / len(split), "loss": loss_sum / len(split)}
 
 
+def read_history(metrics_log: Path) -> list[dict[str, float]]:
+    """Per-epoch learning rate and accuracies from `metrics.jsonl`, across every resume."""
+    keys = ("epoch", "lr", "train_loss", "train_accuracy", "val_accuracy")
+    records = [json.loads(line) for line in metrics_log.read_text().splitlines() if line.strip()]
+    return [{key: record[key] for key in keys} for record in records]
+
+
 def training_summary(args: argparse.Namespace, epoch: int, val_acc: float, train_size: int) -> dict[str, Any]:
+    """The card's record of how the weights were made; `recipe` is the last (resumed) command."""
     recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     return {
         "training": {
             "recipe": recipe,
+            "history": read_history(args.out_dir / "metrics.jsonl"),
             "train_images": train_size,
             "epochs_trained": epoch,
             "validation_accuracy": val_acc,

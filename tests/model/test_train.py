@@ -80,6 +80,8 @@ def test_cli_logs_keeps_the_best_and_resumes_after_a_kill(tmp_path: Path) -> Non
     assert load_training_state(tmp_path / "checkpoint.pt")["epoch"] == 2
     card = read_model_card(tmp_path / "best.safetensors")
     assert card["training"]["validation_accuracy"] == max(r["val_accuracy"] for r in records)
+    best_epoch = card["training"]["epochs_trained"]
+    assert [h["epoch"] for h in card["training"]["history"]] == list(range(1, best_epoch + 1))
     assert load_weights(tmp_path / "best.safetensors").config == CapsNetConfig()
 
 
