@@ -17,7 +17,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,14 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Tens
 from tqdm import tqdm
 
 from model.capsnet import CapsNet, CapsNetConfig
-from model.checkpoint import load_training_state, save_training_state, save_weights
-from model.data import Split, load_mnist, random_shift
+from model.checkpoint import (
+    load_training_state,
+    load_weights,
+    read_model_card,
+    save_training_state,
+    save_weights,
+)
+from model.data import Split, load_mnist, random_shift, sha256_file
 from model.device import resolve_device
 from model.losses import capsnet_loss
 
@@ -68,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train on train+validation (60k) once the recipe is fixed (default: off)",
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    p.add_argument(
+        "--init-weights",
+        type=Path,
+        default=None,
+        help="start from these safetensors weights (fresh optimizer) instead of a random init; "
+        "their card's training record is kept in the new card (default: off)",
+    )
     p.add_argument("--dry-run", action="store_true", help="one epoch on 256 images, for CI")
     args = p.parse_args(argv)
     if args.dry_run:
@@ -192,7 +205,24 @@ def read_history(metrics_log: Path) -> list[dict[str, float]]:
     return [{key: record[key] for key in keys} for record in records]
 
 
-def training_summary(args: argparse.Namespace, epoch: int, val_acc: float, train_size: int) -> dict[str, Any]:
+def lineage(init_weights: Path | None) -> dict[str, Any]:
+    """What a warm-started run began from: the file's hash and its card's training record."""
+    if init_weights is None:
+        return {}
+    card = read_model_card(init_weights)
+    return {
+        "initialized_from": {
+            "weights": init_weights.name,
+            "sha256": sha256_file(init_weights),
+            "training": card.get("training"),
+            "evaluation": card.get("evaluation"),
+        }
+    }
+
+
+def training_summary(
+    args: argparse.Namespace, epoch: int, val_acc: float, train_size: int, origin: dict[str, Any]
+) -> dict[str, Any]:
     """The card's record of how the weights were made; `recipe` is the last (resumed) command."""
     recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     return {
@@ -202,6 +232,7 @@ def training_summary(args: argparse.Namespace, epoch: int, val_acc: float, train
             "train_images": train_size,
             "epochs_trained": epoch,
             "validation_accuracy": val_acc,
+            **origin,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "torch_version": torch.__version__,
         }
@@ -219,7 +250,14 @@ def main(argv: list[str] | None = None) -> None:
     valid = data.valid.head(args.valid_subset)
 
     cfg = CapsNetConfig(routing_iterations=args.routing_iterations)
-    model = CapsNet(cfg).to(device)
+    if args.init_weights is not None:
+        initial = load_weights(args.init_weights)
+        cfg = replace(initial.config, routing_iterations=args.routing_iterations)
+    model = CapsNet(cfg)
+    if args.init_weights is not None:
+        model.load_state_dict(initial.state_dict())
+    model.to(device)
+    origin = lineage(args.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
     start_epoch, best_acc = 1, 0.0
@@ -267,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps(record))
             if val["accuracy"] > best_acc:
                 best_acc = val["accuracy"]
-                summary = training_summary(args, epoch, best_acc, len(train))
+                summary = training_summary(args, epoch, best_acc, len(train), origin)
                 save_weights(model, args.out_dir / "best.safetensors", summary)
             save_training_state(
                 checkpoint_path,

@@ -13,7 +13,7 @@ import torch
 
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import load_training_state, load_weights, read_model_card
-from model.data import Mnist
+from model.data import Mnist, sha256_file
 from model.train import Distributed, make_loader, set_epoch, train_one_epoch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,3 +115,17 @@ def test_distributed_data_parallel_with_gloo(tmp_path: Path) -> None:
     records = read_metrics(tmp_path)
     assert len(records) == 1  # only rank 0 logs
     assert load_weights(tmp_path / "best.safetensors").config == CapsNetConfig()
+
+
+def test_init_weights_starts_from_them_and_the_card_names_them(tmp_path: Path) -> None:
+    first, warm = tmp_path / "first", tmp_path / "warm"
+    run_cli(first, "--epochs", "1")
+    # lr 0: Adam does not move the weights, so the warm run's best weights are the initial ones
+    run_cli(warm, "--epochs", "1", "--lr", "0", "--init-weights", str(first / "best.safetensors"))
+    initial = load_weights(first / "best.safetensors").state_dict()
+    trained = load_weights(warm / "best.safetensors").state_dict()
+    assert all(torch.equal(initial[name], trained[name]) for name in initial)
+    origin = read_model_card(warm / "best.safetensors")["training"]["initialized_from"]
+    assert origin["weights"] == "best.safetensors"
+    assert origin["sha256"] == sha256_file(first / "best.safetensors")
+    assert origin["training"] == read_model_card(first / "best.safetensors")["training"]
