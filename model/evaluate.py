@@ -104,7 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
+    """Runs the evaluation the command line describes and returns its summary."""
     args = parse_args(argv)
     device = resolve_device(args.device)
     model = load_weights(args.weights, device)
@@ -129,6 +130,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for digit, accuracy in result["per_class_accuracy"].items():
         print(f"  {digit}: {100 * accuracy:.2f}%")
     return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: returns None, since `sys.exit(main())` turns a return value into exit 1."""
+    evaluate(argv)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from PIL import Image
 
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import read_model_card, save_weights
-from model.evaluate import confusion_matrix, main, summarize
+from model.evaluate import confusion_matrix, evaluate, summarize
 
 
 def test_confusion_matrix_and_summary() -> None:
@@ -47,7 +49,7 @@ def test_cli_reports_and_updates_the_card(tmp_path: Path) -> None:
         )
     )
     out = tmp_path / "reports"
-    result = main(
+    result = evaluate(
         [
             "--weights",
             str(weights),
@@ -67,3 +69,11 @@ def test_cli_reports_and_updates_the_card(tmp_path: Path) -> None:
     for name in ("confusion_matrix.png", "training_curves.png"):
         assert Image.open(out / name).size[0] > 300
     shutil.rmtree(out)
+
+
+def test_console_script_exits_zero(shipped_weights: Path, tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "capsnet-evaluate"
+    cmd = [str(script), "--weights", str(shipped_weights), "--limit", "20", "--out-dir", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("test accuracy ") and result.stderr == ""
