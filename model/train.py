@@ -220,6 +220,16 @@ def lineage(init_weights: Path | None) -> dict[str, Any]:
     }
 
 
+def initial_model(init_weights: Path | None, routing_iterations: int) -> CapsNet:
+    """A random init, or the weights of `--init-weights` (their config, this run's routing)."""
+    if init_weights is None:
+        return CapsNet(CapsNetConfig(routing_iterations=routing_iterations))
+    initial = load_weights(init_weights)
+    model = CapsNet(replace(initial.config, routing_iterations=routing_iterations))
+    model.load_state_dict(initial.state_dict())
+    return model
+
+
 def training_summary(
     args: argparse.Namespace, epoch: int, val_acc: float, train_size: int, origin: dict[str, Any]
 ) -> dict[str, Any]:
@@ -249,14 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         train = train.concat(data.valid)
     valid = data.valid.head(args.valid_subset)
 
-    cfg = CapsNetConfig(routing_iterations=args.routing_iterations)
-    if args.init_weights is not None:
-        initial = load_weights(args.init_weights)
-        cfg = replace(initial.config, routing_iterations=args.routing_iterations)
-    model = CapsNet(cfg)
-    if args.init_weights is not None:
-        model.load_state_dict(initial.state_dict())
-    model.to(device)
+    model = initial_model(args.init_weights, args.routing_iterations).to(device)
     origin = lineage(args.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     for epoch in range(start_epoch, args.epochs + 1):
         set_epoch(loader, args.seed, epoch)
         lr = optimizer.param_groups[0]["lr"]
-        metrics = train_one_epoch(trained, loader, optimizer, cfg, device, args, epoch, dist_info)
+        metrics = train_one_epoch(trained, loader, optimizer, model.config, device, args, epoch, dist_info)
         scheduler.step()
         if dist_info.is_main:
             val = evaluate_split(model, valid, device)
