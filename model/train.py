@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         scheduler.gamma = args.lr_decay  # the command line decides the decay from here on
         torch.set_rng_state(state["rng_cpu"])
         start_epoch, best_acc = state["epoch"] + 1, state["best_val_accuracy"]
+        origin = state.get("origin", origin)  # what the run began from, even if that file changed since
         if dist_info.is_main:
             print(f"resuming from {checkpoint_path} after epoch {state['epoch']}")
 
@@ -319,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
                     "rng_cpu": torch.get_rng_state(),
                     "epoch": epoch,
                     "best_val_accuracy": best_acc,
+                    "origin": origin,
                 },
             )
         if dist_info.world_size > 1:

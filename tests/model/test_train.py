@@ -129,3 +129,18 @@ def test_init_weights_starts_from_them_and_the_card_names_them(tmp_path: Path) -
     assert origin["weights"] == "best.safetensors"
     assert origin["sha256"] == sha256_file(first / "best.safetensors")
     assert origin["training"] == read_model_card(first / "best.safetensors")["training"]
+
+
+def test_a_resumed_warm_start_keeps_naming_the_weights_it_began_from(tmp_path: Path) -> None:
+    first, second, warm = tmp_path / "first", tmp_path / "second", tmp_path / "warm"
+    run_cli(first, "--epochs", "1")
+    run_cli(second, "--epochs", "1", "--seed", "1")
+    start = tmp_path / "start.safetensors"
+    start.write_bytes((first / "best.safetensors").read_bytes())
+    start_sha = sha256_file(start)
+    run_cli(warm, "--epochs", "1", "--init-weights", str(start))
+    start.write_bytes((second / "best.safetensors").read_bytes())  # the file is replaced mid-run
+    run_cli(warm, "--epochs", "2", "--resume", "--init-weights", str(start))
+    assert load_training_state(warm / "checkpoint.pt")["origin"]["initialized_from"]["sha256"] == start_sha
+    best = read_model_card(warm / "best.safetensors")["training"]["initialized_from"]
+    assert best["sha256"] == start_sha
