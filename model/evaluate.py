@@ -49,7 +49,7 @@ def summarize(matrix: np.ndarray, split: str) -> dict[str, Any]:
         "split": split,
         "images": total,
         "accuracy": correct / total,
-        "error": 1 - correct / total,
+        "error": (total - correct) / total,
         "errors": total - correct,
         "per_class_accuracy": per_class,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
