@@ -260,20 +260,20 @@ def main(argv: list[str] | None = None) -> None:
     valid = data.valid.head(args.valid_subset)
 
     model = initial_model(args.init_weights, args.routing_iterations).to(device)
-    origin = lineage(args.init_weights)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
     start_epoch, best_acc = 1, 0.0
     checkpoint_path = args.out_dir / "checkpoint.pt"
-    if args.resume and checkpoint_path.exists():
-        state = load_training_state(checkpoint_path)
+    state = load_training_state(checkpoint_path) if args.resume and checkpoint_path.exists() else {}
+    # what the run began from: kept in the checkpoint, so a file changed since cannot rewrite it
+    origin = state.get("origin") or lineage(args.init_weights)
+    if state:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scheduler.gamma = args.lr_decay  # the command line decides the decay from here on
         torch.set_rng_state(state["rng_cpu"])
         start_epoch, best_acc = state["epoch"] + 1, state["best_val_accuracy"]
-        origin = state.get("origin", origin)  # what the run began from, even if that file changed since
         if dist_info.is_main:
             print(f"resuming from {checkpoint_path} after epoch {state['epoch']}")
 
