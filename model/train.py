@@ -3,8 +3,10 @@
 Runs on one CPU or GPU, or on several GPUs (or CPU processes) under `torchrun` with
 DistributedDataParallel. Every epoch appends its metrics to `metrics.jsonl`, writes a resume
 checkpoint (model, optimizer, scheduler, RNG state, epoch) atomically, and keeps the weights
-with the best validation accuracy as `best.safetensors` plus model card. The test split is
-never touched here: `model.evaluate` reports on it.
+with the best validation accuracy as `best.safetensors` and the latest epoch's as
+`last.safetensors`, each with its model card. A `--full-train` run trains on the validation
+split too, so its best-validation pick means nothing: ship its `last.safetensors`. The test
+split is never touched here: `model.evaluate` reports on it.
 
     capsnet-train --epochs 30 --out-dir runs/mnist            # train
     capsnet-train --epochs 30 --out-dir runs/mnist --resume   # continue after a kill
@@ -242,6 +244,7 @@ def training_summary(
             "train_images": train_size,
             "epochs_trained": epoch,
             "validation_accuracy": val_acc,
+            "validation_held_out": not args.full_train,
             **origin,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "torch_version": torch.__version__,
@@ -255,9 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     data = load_mnist(args.data_dir)
     train = data.train.head(args.train_subset)
-    if args.full_train:
-        train = train.concat(data.valid)
     valid = data.valid.head(args.valid_subset)
+    if args.full_train:
+        train = train.concat(valid)
 
     model = initial_model(args.init_weights, args.routing_iterations).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -307,9 +310,10 @@ def main(argv: list[str] | None = None) -> None:
             with open(args.out_dir / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
             print(json.dumps(record))
+            summary = training_summary(args, epoch, val["accuracy"], len(train), origin)
+            save_weights(model, args.out_dir / "last.safetensors", summary)
             if val["accuracy"] > best_acc:
                 best_acc = val["accuracy"]
-                summary = training_summary(args, epoch, best_acc, len(train), origin)
                 save_weights(model, args.out_dir / "best.safetensors", summary)
             save_training_state(
                 checkpoint_path,

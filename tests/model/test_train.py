@@ -83,6 +83,16 @@ def test_cli_logs_keeps_the_best_and_resumes_after_a_kill(tmp_path: Path) -> Non
     best_epoch = card["training"]["epochs_trained"]
     assert [h["epoch"] for h in card["training"]["history"]] == list(range(1, best_epoch + 1))
     assert load_weights(tmp_path / "best.safetensors").config == CapsNetConfig()
+    last = read_model_card(tmp_path / "last.safetensors")["training"]
+    assert last["epochs_trained"] == 2 and last["validation_held_out"]
+    assert last["validation_accuracy"] == records[1]["val_accuracy"]
+
+
+def test_full_train_adds_the_validation_split_and_says_so_on_the_card(tmp_path: Path) -> None:
+    run_cli(tmp_path, "--epochs", "1", "--full-train")
+    last = read_model_card(tmp_path / "last.safetensors")["training"]
+    assert last["train_images"] == 64 + 64  # --train-subset plus --valid-subset
+    assert last["validation_held_out"] is False
 
 
 def test_distributed_data_parallel_with_gloo(tmp_path: Path) -> None:
