@@ -71,17 +71,18 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_training_curves(metrics_log: Path, path: Path) -> None:
-    """Loss (total, margin) and train/validation accuracy per epoch."""
+def plot_training_curves(metrics_log: Path, path: Path, validation: str = "validation") -> None:
+    """Loss (total, margin) and train/validation accuracy per epoch; `validation` names that
+    curve, so a `--full-train` run's plot does not pass its training images off as held out."""
     records = [json.loads(line) for line in metrics_log.read_text().splitlines() if line.strip()]
     epochs = [r["epoch"] for r in records]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     loss_ax.plot(epochs, [r["train_loss"] for r in records], label="train total")
     loss_ax.plot(epochs, [r["train_margin_loss"] for r in records], label="train margin")
-    loss_ax.plot(epochs, [r["val_loss"] for r in records], label="validation total")
+    loss_ax.plot(epochs, [r["val_loss"] for r in records], label=f"{validation} total")
     loss_ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
     acc_ax.plot(epochs, [100 * r["train_accuracy"] for r in records], label="train")
-    acc_ax.plot(epochs, [100 * r["val_accuracy"] for r in records], label="validation")
+    acc_ax.plot(epochs, [100 * r["val_accuracy"] for r in records], label=validation)
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
@@ -119,7 +120,9 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
         f"{args.split}: {100 * result['accuracy']:.2f}% of {result['images']}",
     )
     if args.metrics_log:
-        plot_training_curves(args.metrics_log, args.out_dir / "training_curves.png")
+        held_out = read_model_card(args.weights).get("training", {}).get("validation_held_out", True)
+        validation = "validation" if held_out else "validation (trained on)"
+        plot_training_curves(args.metrics_log, args.out_dir / "training_curves.png", validation)
     if args.update_card:
         card = read_model_card(args.weights)
         write_model_card(args.weights, {**card, "evaluation": result})

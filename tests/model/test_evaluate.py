@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
+import model.evaluate as evaluate_module
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import read_model_card, save_weights
 from model.evaluate import confusion_matrix, evaluate, summarize
@@ -69,6 +71,19 @@ def test_cli_reports_and_updates_the_card(tmp_path: Path) -> None:
     for name in ("confusion_matrix.png", "training_curves.png"):
         assert Image.open(out / name).size[0] > 300
     shutil.rmtree(out)
+
+
+def test_a_full_train_runs_curves_do_not_call_its_validation_held_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = tmp_path / "w.safetensors"
+    config = CapsNetConfig(conv1_channels=8, primary_types=2)
+    save_weights(CapsNet(config), weights, {"training": {"validation_held_out": False}})
+    labels: list[str] = []
+    monkeypatch.setattr(evaluate_module, "plot_training_curves", lambda _log, _png, name: labels.append(name))
+    args = ["--weights", str(weights), "--limit", "20", "--device", "cpu", "--out-dir", str(tmp_path)]
+    evaluate([*args, "--metrics-log", str(tmp_path / "metrics.jsonl")])
+    assert labels == ["validation (trained on)"]
 
 
 def test_console_script_exits_zero(shipped_weights: Path, tmp_path: Path) -> None:
