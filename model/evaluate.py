@@ -110,6 +110,7 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     device = resolve_device(args.device)
     model = load_weights(args.weights, device)
+    card = read_model_card(args.weights)
     split = getattr(load_mnist(args.data_dir), args.split).head(args.limit)
     matrix = confusion_matrix(split.labels, predict(model, split, device))
     result = summarize(matrix, args.split)
@@ -120,11 +121,10 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
         f"{args.split}: {100 * result['accuracy']:.2f}% of {result['images']}",
     )
     if args.metrics_log:
-        held_out = read_model_card(args.weights).get("training", {}).get("validation_held_out", True)
+        held_out = card.get("training", {}).get("validation_held_out", True)
         validation = "validation" if held_out else "validation (trained on)"
         plot_training_curves(args.metrics_log, args.out_dir / "training_curves.png", validation)
     if args.update_card:
-        card = read_model_card(args.weights)
         write_model_card(args.weights, {**card, "evaluation": result})
     print(
         f"{args.split} accuracy {100 * result['accuracy']:.2f}% "
