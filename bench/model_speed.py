@@ -3,7 +3,10 @@
 Training: forward + margin/reconstruction loss + backward + Adam step at the training batch
 size. Inference: `class_scores` under `torch.inference_mode` for batch sizes 1 to 256.
 
-    python bench/model_speed.py [--device auto] [--seconds 3] [--compile]
+    python bench/model_speed.py [--device auto] [--seconds 3] [--compile] [--amp]
+
+`--amp` times training under bf16 autocast, as `capsnet-train --amp` runs it (the convolutions
+in bf16, the capsules fp32); inference is always fp32, as the service runs it.
 """
 
 from __future__ import annotations
@@ -39,13 +42,15 @@ def images_per_second(step: Callable[[], None], batch: int, seconds: float, devi
     return calls * batch / (time.perf_counter() - start)
 
 
-def training_step(model: CapsNet, batch: int, device: torch.device) -> Callable[[], None]:
+def training_step(model: CapsNet, batch: int, device: torch.device, amp: bool) -> Callable[[], None]:
     optimizer = torch.optim.Adam(model.parameters())
     images = torch.rand(batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
 
     def step() -> None:
-        loss = capsnet_loss(model(images, labels), images, labels, model.config)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(images, labels)
+        loss = capsnet_loss(out, images, labels, model.config)
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
         optimizer.step()
@@ -75,16 +80,20 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=3.0, help="time per measurement (default: 3)")
     p.add_argument("--train-batch", type=int, default=128, help="training batch size (default: 128)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
+    p.add_argument("--amp", action="store_true", help="train under bf16 autocast (default: off)")
     args = p.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
     model = CapsNet().to(device)
     if args.compile:
         model.compile()
-    print(f"device: {device} ({describe(device)}), torch {torch.__version__}, compile={args.compile}")
+    print(
+        f"device: {device} ({describe(device)}), torch {torch.__version__}, "
+        f"compile={args.compile}, amp={args.amp}"
+    )
     model.train()
     train_rate = images_per_second(
-        training_step(model, args.train_batch, device), args.train_batch, args.seconds, device
+        training_step(model, args.train_batch, device, args.amp), args.train_batch, args.seconds, device
     )
     print(f"training   batch {args.train_batch:>3}: {train_rate:8.1f} images/s")
     model.eval()

@@ -101,7 +101,7 @@ class PrimaryCapsules(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.conv(x)  # (B, 32*8, 6, 6)
+        out = self.conv(x).float()  # (B, 32*8, 6, 6); capsules are fp32 even under autocast
         b, _, h, w = out.shape
         out = out.view(b, self.types, self.dim, h, w)  # (B, 32, 8, 6, 6)
         out = out.permute(0, 1, 3, 4, 2).reshape(b, self.types * h * w, self.dim)  # (B, 1152, 8)
@@ -144,7 +144,10 @@ class RoutingCapsules(nn.Module):
         return v, coupling
 
     def forward(self, u: Tensor) -> Tensor:
-        v, _ = self.route(self.predictions(u))
+        # fp32 even under mixed precision: a few MFLOPs, and bf16's 8-bit mantissa would blur
+        # the agreements that decide the couplings
+        with torch.autocast(u.device.type, enabled=False):
+            v, _ = self.route(self.predictions(u.float()))
         return v
 
 
@@ -165,7 +168,8 @@ class Decoder(nn.Module):
         """Masks every capsule but `digits` (B,) and decodes: (B, 10, 16) -> (B, 1, 28, 28)."""
         mask = F.one_hot(digits, poses.shape[1]).to(poses.dtype)  # (B, 10)
         masked = (poses * mask.unsqueeze(-1)).flatten(1)  # (B, 160)
-        return self.net(masked).view(-1, *self.image_shape)  # (B, 1, 28, 28)
+        with torch.autocast(poses.device.type, enabled=False):  # 1% of the FLOPs: keep fp32
+            return self.net(masked).view(-1, *self.image_shape)  # (B, 1, 28, 28)
 
 
 class CapsNetOutput(NamedTuple):

@@ -54,7 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-shift", type=int, default=2, help="random shift augmentation in px (default: 2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA (default: off)")
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="bf16 autocast for the convolutions; a CPU gains only with bf16 instructions (default: off)",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
     p.add_argument(
         "--data-dir",
@@ -151,7 +155,7 @@ def train_one_epoch(
     for images, labels in bar:
         images = random_shift(images, args.max_shift, shift_rng).to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
             out = model(images, labels)
         loss = capsnet_loss(out, images, labels, cfg)
         optimizer.zero_grad(set_to_none=True)

@@ -36,6 +36,24 @@ def test_primary_capsules_are_squashed(paper_model: CapsNet) -> None:
     assert (paper_model.primary(features).norm(dim=-1) < 1).all()
 
 
+def test_mixed_precision_runs_only_the_convolutions_in_bf16() -> None:
+    """Under autocast (`capsnet-train --amp`) the two convolutions, 99% of the FLOPs, run in
+    bf16; the capsules, routing and decoder stay fp32 and close to the fp32 model's."""
+    torch.manual_seed(0)
+    model = CapsNet(SMALL).eval()
+    images = torch.rand(4, 1, 28, 28)
+    conv_dtypes: list[torch.dtype] = []
+    model.primary.conv.register_forward_hook(lambda _m, _i, out: conv_dtypes.append(out.dtype))
+    with torch.no_grad():
+        exact = model(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(images)
+    assert conv_dtypes == [torch.float32, torch.bfloat16]
+    assert mixed.poses.dtype == mixed.reconstruction.dtype == torch.float32
+    torch.testing.assert_close(mixed.poses, exact.poses, atol=0.02, rtol=0.05)
+    torch.testing.assert_close(mixed.reconstruction, exact.reconstruction, atol=0.02, rtol=0.05)
+
+
 def test_squash_keeps_direction_and_maps_length_below_one() -> None:
     s = torch.tensor([[3.0, 4.0], [0.03, 0.04], [300.0, 400.0]])
     v = squash(s)

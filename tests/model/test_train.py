@@ -9,6 +9,7 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+import pytest
 import torch
 
 from model.capsnet import CapsNet, CapsNetConfig
@@ -19,13 +20,14 @@ from model.train import Distributed, make_loader, set_epoch, train_one_epoch
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_a_tiny_training_run_lowers_the_loss(mnist: Mnist) -> None:
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16-autocast"])
+def test_a_tiny_training_run_lowers_the_loss(mnist: Mnist, amp: bool) -> None:
     torch.manual_seed(0)
     cfg = CapsNetConfig(conv1_channels=32, primary_types=8)
     model = CapsNet(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     loader = make_loader(mnist.train.head(256), batch_size=32, seed=0, dist_info=Distributed())
-    args = Namespace(max_shift=2, amp=False, seed=0)
+    args = Namespace(max_shift=2, amp=amp, seed=0)
     losses = []
     for epoch in range(1, 5):
         set_epoch(loader, 0, epoch)
