@@ -20,7 +20,7 @@ import torch
 
 from model.capsnet import CapsNet
 from model.device import resolve_device
-from model.losses import capsnet_loss
+from model.train import train_step
 
 BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
@@ -48,12 +48,7 @@ def training_step(model: CapsNet, batch: int, device: torch.device, amp: bool) -
     labels = torch.randint(0, 10, (batch,), device=device)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model(images, labels)
-        loss = capsnet_loss(out, images, labels, model.config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        optimizer.step()
+        train_step(model, optimizer, images, labels, model.config, amp)
 
     return step
 

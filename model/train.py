@@ -26,12 +26,12 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, TensorDataset
 from tqdm import tqdm
 
-from model.capsnet import CapsNet, CapsNetConfig
+from model.capsnet import CapsNet, CapsNetConfig, CapsNetOutput
 from model.checkpoint import (
     load_training_state,
     load_weights,
@@ -41,7 +41,7 @@ from model.checkpoint import (
 )
 from model.data import Split, load_mnist, random_shift, sha256_file
 from model.device import resolve_device
-from model.losses import capsnet_loss
+from model.losses import CapsNetLoss, capsnet_loss
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -137,6 +137,24 @@ def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
         loader.sampler.generator.manual_seed(seed * 100_003 + epoch)
 
 
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    labels: Tensor,
+    cfg: CapsNetConfig,
+    amp: bool,
+) -> tuple[CapsNetOutput, CapsNetLoss]:
+    """One optimizer step; `amp` runs the convolutions in bf16 (the model keeps the rest fp32)."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = model(images, labels)
+    loss = capsnet_loss(out, images, labels, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss.total.backward()
+    optimizer.step()
+    return out, loss
+
+
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -155,12 +173,7 @@ def train_one_epoch(
     for images, labels in bar:
         images = random_shift(images, args.max_shift, shift_rng).to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            out = model(images, labels)
-        loss = capsnet_loss(out, images, labels, cfg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        optimizer.step()
+        out, loss = train_step(model, optimizer, images, labels, cfg, args.amp)
         n = len(labels)
         correct = (out.lengths.argmax(1) == labels).sum()
         totals += torch.stack(
