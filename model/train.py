@@ -5,11 +5,14 @@ DistributedDataParallel. Every epoch appends its metrics to `metrics.jsonl`, wri
 checkpoint (model, optimizer, scheduler, RNG state, epoch) atomically, and keeps the weights
 with the best validation accuracy as `best.safetensors` and the latest epoch's as
 `last.safetensors`, each with its model card. A `--full-train` run trains on the validation
-split too, so its best-validation pick means nothing: ship its `last.safetensors`. The test
-split is never touched here: `model.evaluate` reports on it.
+split too, so its best-validation pick means nothing: ship its `last.safetensors`. With
+`--swa-start`, the run also keeps a stochastic weight average (Izmailov et al. 2018) of every
+step's weights from that epoch on, at a constant rate, as `swa.safetensors`. The test split is
+never touched here: `model.evaluate` reports on it.
 
     capsnet-train --epochs 30 --out-dir runs/mnist            # train
     capsnet-train --epochs 30 --out-dir runs/mnist --resume   # continue after a kill
+    capsnet-train --epochs 40 --swa-start 31 --swa-lr 2e-4 ...  # then 10 epochs of averaging
     torchrun --nproc-per-node 2 -m model.train ...            # DistributedDataParallel
 """
 
@@ -28,6 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import SWALR, AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, TensorDataset
 from tqdm import tqdm
 
@@ -87,8 +91,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start from these safetensors weights (fresh optimizer) instead of a random init; "
         "their card's training record is kept in the new card (default: off)",
     )
+    p.add_argument(
+        "--swa-start",
+        type=int,
+        default=None,
+        help="from this epoch on, average the weights of every step into swa.safetensors, and "
+        "from the next one hold the learning rate at --swa-lr (default: off)",
+    )
+    p.add_argument("--swa-lr", type=float, default=None, help="the rate while averaging (default: --lr)")
     p.add_argument("--dry-run", action="store_true", help="one epoch on 256 images, for CI")
     args = p.parse_args(argv)
+    if args.swa_lr is None:
+        args.swa_lr = args.lr
     if args.dry_run:
         args.epochs, args.train_subset, args.valid_subset = 1, 256, 256
     return args
@@ -137,6 +151,40 @@ def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
         loader.sampler.generator.manual_seed(seed * 100_003 + epoch)
 
 
+@dataclass
+class WeightAverage:
+    """Stochastic weight averaging (Izmailov et al. 2018): the mean of the weights after every
+    step from `start_epoch` on, while SWALR holds the rate, lands nearer the middle of a wide
+    minimum than any one step's weights do. CapsNet has no batch norm, so nothing needs
+    recomputing for the average."""
+
+    start_epoch: int
+    averaged: AveragedModel
+    scheduler: SWALR
+
+    @classmethod
+    def create(
+        cls, model: nn.Module, optimizer: torch.optim.Optimizer, start_epoch: int, lr: float
+    ) -> WeightAverage:
+        """Call before compiling `model`, so that the average's own copy runs uncompiled."""
+        return cls(start_epoch, AveragedModel(model), SWALR(optimizer, swa_lr=lr, anneal_epochs=1))
+
+    def covers(self, epoch: int) -> bool:
+        return epoch >= self.start_epoch
+
+    @property
+    def steps(self) -> int:
+        return int(self.averaged.n_averaged.item())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"swa_model": self.averaged.state_dict(), "swa_scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "swa_model" in state:  # absent if the run was killed before its first averaged epoch
+            self.averaged.load_state_dict(state["swa_model"])
+            self.scheduler.load_state_dict(state["swa_scheduler"])
+
+
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -164,7 +212,9 @@ def train_one_epoch(
     args: argparse.Namespace,
     epoch: int,
     dist_info: Distributed,
+    averaged: AveragedModel | None = None,
 ) -> dict[str, float]:
+    """One pass over `loader`; `averaged`, if given, takes in the weights after every step."""
     model.train()
     shift_rng = torch.Generator().manual_seed(args.seed * 100_003 + epoch * 1_009 + dist_info.rank)
     totals = torch.zeros(5, device=device)  # loss, margin, reconstruction, correct, seen
@@ -174,6 +224,8 @@ def train_one_epoch(
         images = random_shift(images, args.max_shift, shift_rng).to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         out, loss = train_step(model, optimizer, images, labels, cfg, args.amp)
+        if averaged is not None:
+            averaged.update_parameters(model)
         n = len(labels)
         correct = (out.lengths.argmax(1) == labels).sum()
         totals += torch.stack(
@@ -250,9 +302,18 @@ def initial_model(init_weights: Path | None, routing_iterations: int) -> CapsNet
 
 
 def training_summary(
-    args: argparse.Namespace, epoch: int, val_acc: float, train_size: int, origin: dict[str, Any]
+    args: argparse.Namespace,
+    epoch: int,
+    val_acc: float,
+    train_size: int,
+    origin: dict[str, Any],
+    averaged_steps: int | None = None,
 ) -> dict[str, Any]:
-    """The card's record of how the weights were made; `recipe` is the last (resumed) command."""
+    """The card's record of how the weights were made; `recipe` is the last (resumed) command.
+
+    `averaged_steps` marks the weights as a stochastic weight average of that many steps' weights.
+    """
+    averaging = {} if averaged_steps is None else {"weight_average_of_steps": averaged_steps}
     recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     return {
         "training": {
@@ -262,6 +323,7 @@ def training_summary(
             "epochs_trained": epoch,
             "validation_accuracy": val_acc,
             "validation_held_out": not args.full_train,
+            **averaging,
             **origin,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "torch_version": torch.__version__,
@@ -282,6 +344,11 @@ def main(argv: list[str] | None = None) -> None:
     model = initial_model(args.init_weights, args.routing_iterations).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
+    swa = (
+        None
+        if args.swa_start is None
+        else WeightAverage.create(model, optimizer, args.swa_start, args.swa_lr)
+    )
     start_epoch, best_acc = 1, 0.0
     checkpoint_path = args.out_dir / "checkpoint.pt"
     state = load_training_state(checkpoint_path) if args.resume and checkpoint_path.exists() else {}
@@ -292,6 +359,8 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scheduler.gamma = args.lr_decay  # the command line decides the decay from here on
+        if swa is not None:
+            swa.load_state_dict(state)
         torch.set_rng_state(state["rng_cpu"])
         start_epoch, best_acc = state["epoch"] + 1, state["best_val_accuracy"]
         if dist_info.is_main:
@@ -313,8 +382,19 @@ def main(argv: list[str] | None = None) -> None:
     for epoch in range(start_epoch, args.epochs + 1):
         set_epoch(loader, args.seed, epoch)
         lr = optimizer.param_groups[0]["lr"]
-        metrics = train_one_epoch(trained, loader, optimizer, model.config, device, args, epoch, dist_info)
-        scheduler.step()
+        swa_now = swa if swa is not None and swa.covers(epoch) else None
+        metrics = train_one_epoch(
+            trained,
+            loader,
+            optimizer,
+            model.config,
+            device,
+            args,
+            epoch,
+            dist_info,
+            swa_now.averaged if swa_now else None,
+        )
+        (swa_now.scheduler if swa_now else scheduler).step()
         if dist_info.is_main:
             val = evaluate_split(model, valid, device)
             record = {
@@ -324,6 +404,9 @@ def main(argv: list[str] | None = None) -> None:
                 "val_loss": val["loss"],
                 "lr": lr,
             }
+            if swa_now:
+                swa_val = evaluate_split(swa_now.averaged.module, valid, device)
+                record |= {"swa_val_accuracy": swa_val["accuracy"], "swa_val_loss": swa_val["loss"]}
             with open(args.out_dir / "metrics.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
             print(json.dumps(record))
@@ -332,12 +415,18 @@ def main(argv: list[str] | None = None) -> None:
             if val["accuracy"] > best_acc:
                 best_acc = val["accuracy"]
                 save_weights(model, args.out_dir / "best.safetensors", summary)
+            if swa_now:
+                swa_summary = training_summary(
+                    args, epoch, swa_val["accuracy"], len(train), origin, averaged_steps=swa_now.steps
+                )
+                save_weights(swa_now.averaged.module, args.out_dir / "swa.safetensors", swa_summary)
             save_training_state(
                 checkpoint_path,
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
+                    **(swa.state_dict() if swa is not None else {}),
                     "rng_cpu": torch.get_rng_state(),
                     "epoch": epoch,
                     "best_val_accuracy": best_acc,

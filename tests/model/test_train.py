@@ -15,7 +15,7 @@ import torch
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import load_training_state, load_weights, read_model_card, save_weights
 from model.data import Mnist, sha256_file
-from model.train import Distributed, make_loader, set_epoch, train_one_epoch
+from model.train import Distributed, WeightAverage, make_loader, set_epoch, train_one_epoch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,6 +36,27 @@ def test_a_tiny_training_run_lowers_the_loss(mnist: Mnist, amp: bool) -> None:
         losses.append(metrics["train_loss"])
     assert losses[-1] < 0.7 * losses[0], losses
     assert metrics["train_accuracy"] > 0.3
+
+
+def test_the_weight_average_takes_in_every_step(mnist: Mnist) -> None:
+    torch.manual_seed(0)
+    cfg = CapsNetConfig(conv1_channels=8, primary_types=2)
+    model = CapsNet(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    swa = WeightAverage.create(model, optimizer, start_epoch=1, lr=1e-2)
+    snapshots: list[list[torch.Tensor]] = []
+    optimizer.register_step_post_hook(
+        lambda *_: snapshots.append([p.detach().clone() for p in model.parameters()])
+    )
+    loader = make_loader(mnist.train.head(48), batch_size=16, seed=0, dist_info=Distributed())
+    args = Namespace(max_shift=2, amp=False, seed=0)
+    cpu = torch.device("cpu")
+    train_one_epoch(model, loader, optimizer, cfg, cpu, args, 1, Distributed(), swa.averaged)
+    assert swa.steps == len(snapshots) == 3
+    for i, averaged in enumerate(swa.averaged.module.parameters()):
+        mean = torch.stack([step[i] for step in snapshots]).mean(0)
+        torch.testing.assert_close(averaged, mean)
+    assert not torch.equal(next(swa.averaged.module.parameters()), next(model.parameters()))
 
 
 def read_metrics(out_dir: Path) -> list[dict]:
@@ -88,6 +109,23 @@ def test_cli_logs_keeps_the_best_and_resumes_after_a_kill(tmp_path: Path) -> Non
     last = read_model_card(tmp_path / "last.safetensors")["training"]
     assert last["epochs_trained"] == 2 and last["validation_held_out"]
     assert last["validation_accuracy"] == records[1]["val_accuracy"]
+
+
+def test_swa_averages_from_its_epoch_holds_its_rate_and_survives_a_resume(tmp_path: Path) -> None:
+    swa = ("--swa-start", "2", "--swa-lr", "5e-4")
+    run_cli(tmp_path, "--epochs", "2", *swa)  # 64 images at batch 32: two steps an epoch
+    run_cli(tmp_path, "--epochs", "3", "--resume", *swa)
+    records = read_metrics(tmp_path)
+    assert "swa_val_accuracy" not in records[0]
+    assert [r["lr"] for r in records] == [1e-3, 1e-3 * 0.96, 5e-4]
+    card = read_model_card(tmp_path / "swa.safetensors")["training"]
+    assert card["weight_average_of_steps"] == 4  # epochs 2 and 3: the average outlived the kill
+    assert card["validation_accuracy"] == records[2]["swa_val_accuracy"]
+    assert card["epochs_trained"] == 3
+    assert "weight_average_of_steps" not in read_model_card(tmp_path / "last.safetensors")["training"]
+    averaged = load_weights(tmp_path / "swa.safetensors").state_dict()
+    last = load_weights(tmp_path / "last.safetensors").state_dict()
+    assert any(not torch.equal(averaged[name], last[name]) for name in last)
 
 
 def test_full_train_adds_the_validation_split_and_says_so_on_the_card(tmp_path: Path) -> None:
