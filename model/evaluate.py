@@ -72,8 +72,9 @@ def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
 
 
 def plot_training_curves(metrics_log: Path, path: Path, validation: str = "validation") -> None:
-    """Loss (total, margin) and train/validation accuracy per epoch; `validation` names that
-    curve, so a `--full-train` run's plot does not pass its training images off as held out."""
+    """Loss (total, margin) and train/validation accuracy per epoch, and the weight average's
+    validation accuracy if the run kept one; `validation` names that curve, so a `--full-train`
+    run's plot does not pass its training images off as held out."""
     records = [json.loads(line) for line in metrics_log.read_text().splitlines() if line.strip()]
     epochs = [r["epoch"] for r in records]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
@@ -83,6 +84,13 @@ def plot_training_curves(metrics_log: Path, path: Path, validation: str = "valid
     loss_ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
     acc_ax.plot(epochs, [100 * r["train_accuracy"] for r in records], label="train")
     acc_ax.plot(epochs, [100 * r["val_accuracy"] for r in records], label=validation)
+    averaged = [r for r in records if "swa_val_accuracy" in r]  # a --swa-start run's average
+    if averaged:
+        acc_ax.plot(
+            [r["epoch"] for r in averaged],
+            [100 * r["swa_val_accuracy"] for r in averaged],
+            label=f"weight average, {validation}",
+        )
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)

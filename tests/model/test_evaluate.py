@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib.axes import Axes
 from PIL import Image
 
 import model.evaluate as evaluate_module
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import read_model_card, save_weights
-from model.evaluate import confusion_matrix, evaluate, summarize
+from model.evaluate import confusion_matrix, evaluate, plot_training_curves, summarize
 
 
 def test_confusion_matrix_and_summary() -> None:
@@ -84,6 +85,27 @@ def test_a_full_train_runs_curves_do_not_call_its_validation_held_out(
     args = ["--weights", str(weights), "--limit", "20", "--device", "cpu", "--out-dir", str(tmp_path)]
     evaluate([*args, "--metrics-log", str(tmp_path / "metrics.jsonl")])
     assert labels == ["validation (trained on)"]
+
+
+def test_the_curves_show_a_weight_average_from_the_epoch_it_began(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = {"train_loss": 0.1, "train_margin_loss": 0.05, "val_loss": 0.1, "train_accuracy": 0.9}
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(
+        json.dumps({"epoch": 1, **record, "val_accuracy": 0.9})
+        + "\n"
+        + json.dumps({"epoch": 2, **record, "val_accuracy": 0.91, "swa_val_accuracy": 0.95})
+        + "\n"
+    )
+    lines: dict[str, tuple[list, list]] = {}
+    plot = Axes.plot
+    monkeypatch.setattr(
+        Axes, "plot", lambda ax, x, y, label: (lines.setdefault(label, (x, y)), plot(ax, x, y, label=label))
+    )
+    plot_training_curves(log, tmp_path / "curves.png", "validation (trained on)")
+    assert lines["weight average, validation (trained on)"] == ([2], [95.0])
+    assert lines["validation (trained on)"] == ([1, 2], [90.0, 91.0])
 
 
 def test_console_script_exits_zero(shipped_weights: Path, tmp_path: Path) -> None:
