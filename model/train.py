@@ -154,9 +154,9 @@ def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
 @dataclass
 class WeightAverage:
     """Stochastic weight averaging (Izmailov et al. 2018): the mean of the weights after every
-    step from `start_epoch` on, while SWALR holds the rate, lands nearer the middle of a wide
-    minimum than any one step's weights do. CapsNet has no batch norm, so nothing needs
-    recomputing for the average."""
+    step from `start_epoch` on, while SWALR holds the rate, is meant to land nearer the middle of
+    a wide minimum than any one step's weights (run 7 in the README found no gain over run 6).
+    CapsNet has no batch norm, so nothing needs recomputing for the average."""
 
     start_epoch: int
     averaged: AveragedModel
@@ -383,16 +383,9 @@ def main(argv: list[str] | None = None) -> None:
         set_epoch(loader, args.seed, epoch)
         lr = optimizer.param_groups[0]["lr"]
         swa_now = swa if swa is not None and swa.covers(epoch) else None
+        averaged = swa_now.averaged if swa_now else None
         metrics = train_one_epoch(
-            trained,
-            loader,
-            optimizer,
-            model.config,
-            device,
-            args,
-            epoch,
-            dist_info,
-            swa_now.averaged if swa_now else None,
+            trained, loader, optimizer, model.config, device, args, epoch, dist_info, averaged
         )
         (swa_now.scheduler if swa_now else scheduler).step()
         if dist_info.is_main:
