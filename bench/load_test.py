@@ -5,10 +5,10 @@ CAPSNET_BATCHING=on and once with off, and for each reports the start-up time to
 throughput and p50/p95/p99 latency at 1, 8 and 32 concurrent clients, then the server's resident
 memory (current and peak).
 
-Why an async httpx client and not locust: locust is the well-known tool, but it is built for
+Why an async httpx2 client and not locust: locust is the well-known tool, but it is built for
 distributed open-ended load with a web UI and a gevent runtime, and would be one more dependency.
 Here the question is narrow (closed-loop clients against one process on the same 2-core machine,
-batching on versus off, in one scripted run), httpx is already a test dependency, and one asyncio
+batching on versus off, in one scripted run), httpx2 is already a test dependency, and one asyncio
 client process costs little CPU beside the server, so it skews the measurement less than
 locust's worker processes would. Each client sends one image per request and waits for the
 answer before sending the next (closed loop), which is what "N concurrent clients" means below.
@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 from PIL import Image
 
@@ -78,9 +78,9 @@ def wait_ready(base: str, server: subprocess.Popen, timeout: float = 120.0) -> f
         if server.poll() is not None:
             raise SystemExit(f"the server exited with code {server.returncode}")
         try:
-            if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+            if httpx2.get(f"{base}/readyz", timeout=1.0).status_code == 200:
                 return time.perf_counter() - start
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         time.sleep(0.05)
     raise SystemExit(f"the server was not ready within {timeout} s")
@@ -98,8 +98,8 @@ async def run_clients(base: str, pngs: list[bytes], clients: int, duration: floa
     errors = 0
     counter = itertools.count()
     deadline = time.perf_counter() + duration
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
 
         async def one_client() -> None:
             nonlocal errors

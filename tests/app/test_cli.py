@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 
 
@@ -55,18 +55,18 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(
         while True:
             assert server.poll() is None, server.stdout.read()
             try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
+                if httpx2.get(f"{base}/readyz").status_code == 200:
                     break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             assert time.monotonic() < deadline, "the server never became ready"
             time.sleep(0.1)
 
-        result: dict[str, httpx.Response] = {}
+        result: dict[str, httpx2.Response] = {}
         boundary = "capsnet-test-boundary"
 
         def send() -> None:
-            result["response"] = httpx.post(
+            result["response"] = httpx2.post(
                 f"{base}/v1/predict",
                 content=slow_multipart(png_bytes(digit_image), boundary, pause_s=1.0),
                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 from PIL import Image, ImageDraw
 
 START_TIMEOUT_S = 120
@@ -112,7 +112,7 @@ def wait_for_healthcheck(command: list[str], env: dict, server: subprocess.Popen
 
 def wait_until_ready(base_url: str, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
-    while httpx.get(f"{base_url}/readyz", timeout=5).status_code != 200:
+    while httpx2.get(f"{base_url}/readyz", timeout=5).status_code != 200:
         assert server.poll() is None, f"the server exited with {server.returncode}:\n{log.read_text()}"
         assert time.monotonic() < deadline, f"/readyz never answered 200:\n{log.read_text()}"
         time.sleep(0.5)
@@ -169,7 +169,7 @@ def test_cpu_image_installs_starts_passes_its_healthcheck_predicts_and_stops_cle
         base_url = f"http://127.0.0.1:{port}"
         wait_until_ready(base_url, server, log)
 
-        response = httpx.post(
+        response = httpx2.post(
             f"{base_url}/v1/predict", files={"file": ("seven.png", digit_png(), "image/png")}, timeout=60
         )
         assert response.status_code == 200, response.text
