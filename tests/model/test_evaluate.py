@@ -17,7 +17,7 @@ from PIL import Image
 import model.evaluate as evaluate_module
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import read_model_card, save_weights
-from model.evaluate import confusion_matrix, evaluate, plot_training_curves, summarize
+from model.evaluate import confusion_matrix, evaluate, plot_training_curves, summarize, wilson_interval
 
 
 def test_confusion_matrix_and_summary() -> None:
@@ -28,6 +28,14 @@ def test_confusion_matrix_and_summary() -> None:
     result = summarize(matrix, "test")
     assert result["accuracy"] == 4 / 6 and result["errors"] == 2
     assert result["per_class_accuracy"] == {"0": 0.5, "1": 1.0, "2": 2 / 3}
+    assert result["accuracy_95ci"] == list(wilson_interval(4, 6))
+
+
+def test_wilson_interval_matches_hand_computed_values() -> None:
+    # 8 of 10: the textbook Wilson interval (0.490, 0.943); 42 errors in 10k: 99.43-99.69%
+    assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert wilson_interval(9958, 10000) == pytest.approx((0.99433, 0.99689), abs=1e-5)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
 
 
 def test_cli_reports_and_updates_the_card(tmp_path: Path) -> None:
