@@ -1,7 +1,9 @@
 """Evaluation CLI: accuracy, error and per-class accuracy on a split, a confusion-matrix PNG,
-and training-curve PNGs from a run's `metrics.jsonl`.
+and training-curve PNGs from a run's `metrics.jsonl`; with `--compare`, how far a second model's
+errors overlap the first's.
 
     capsnet-evaluate --weights weights/capsnet-mnist.safetensors --split test --update-card
+    capsnet-evaluate --weights runs/a/last.safetensors --compare runs/b/last.safetensors
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, f
     centre = (p + z2 / (2 * total)) / (1 + z2 / total)
     half = z * ((p * (1 - p) / total + z2 / (4 * total * total)) ** 0.5) / (1 + z2 / total)
     return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
+def compare_errors(labels: np.ndarray, predictions: np.ndarray, other: np.ndarray) -> dict[str, int]:
+    """How two models' mistakes overlap: two runs that share most errors sit in the same basin,
+    so restarting one from the other cannot be expected to fix them."""
+    wrong, other_wrong = predictions != labels, other != labels
+    return {
+        "errors": int(other_wrong.sum()),
+        "shared_errors": int((wrong & other_wrong).sum()),
+        "disagreements": int((predictions != other).sum()),
+    }
 
 
 def summarize(matrix: np.ndarray, split: str) -> dict[str, Any]:
@@ -123,6 +136,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--metrics-log", type=Path, default=None, help="a run's metrics.jsonl to plot")
     p.add_argument("--out-dir", type=Path, default=Path("reports"), help="PNGs go here (default: reports)")
     p.add_argument("--update-card", action="store_true", help="record the result in the model card")
+    p.add_argument(
+        "--compare", type=Path, default=None, help="second weights: report how their errors overlap"
+    )
     return p.parse_args(argv)
 
 
@@ -131,9 +147,11 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     device = resolve_device(args.device)
     model = load_weights(args.weights, device)
+    other_model = load_weights(args.compare, device) if args.compare else None  # a bad path fails first
     card = read_model_card(args.weights)
     split = getattr(load_mnist(args.data_dir), args.split).head(args.limit)
-    matrix = confusion_matrix(split.labels, predict(model, split, device))
+    predictions = predict(model, split, device)
+    matrix = confusion_matrix(split.labels, predictions)
     result = summarize(matrix, args.split)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     plot_confusion(
@@ -155,6 +173,13 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
     )
     for digit, accuracy in result["per_class_accuracy"].items():
         print(f"  {digit}: {100 * accuracy:.2f}%")
+    if other_model is not None:
+        comparison = compare_errors(split.labels, predictions, predict(other_model, split, device))
+        print(
+            f"{args.compare}: {comparison['errors']} errors, {comparison['shared_errors']} of them shared; "
+            f"the two disagree on {comparison['disagreements']} of {result['images']} images"
+        )
+        result = {**result, "comparison": {"weights": str(args.compare), **comparison}}
     return result
 
 

@@ -17,7 +17,14 @@ from PIL import Image
 import model.evaluate as evaluate_module
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import read_model_card, save_weights
-from model.evaluate import confusion_matrix, evaluate, plot_training_curves, summarize, wilson_interval
+from model.evaluate import (
+    compare_errors,
+    confusion_matrix,
+    evaluate,
+    plot_training_curves,
+    summarize,
+    wilson_interval,
+)
 
 
 def test_confusion_matrix_and_summary() -> None:
@@ -36,6 +43,33 @@ def test_wilson_interval_matches_hand_computed_values() -> None:
     assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
     assert wilson_interval(9958, 10000) == pytest.approx((0.99433, 0.99689), abs=1e-5)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_compare_errors_counts_shared_mistakes_and_disagreements() -> None:
+    labels = np.array([0, 1, 2, 3, 4])
+    first = np.array([0, 7, 7, 3, 4])  # wrong on images 1 and 2
+    second = np.array([0, 7, 8, 3, 9])  # wrong on 1, 2 and 4; a different wrong digit on 2
+    assert compare_errors(labels, first, second) == {"errors": 3, "shared_errors": 2, "disagreements": 2}
+
+
+def test_cli_compares_two_models_on_the_same_images(tmp_path: Path) -> None:
+    config = CapsNetConfig(conv1_channels=8, primary_types=2)
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    torch.manual_seed(0)
+    save_weights(CapsNet(config), first)
+    save_weights(CapsNet(config), second)
+    args = ["--weights", str(first), "--limit", "50", "--device", "cpu", "--out-dir", str(tmp_path)]
+    alone = evaluate(args)
+    same = evaluate([*args, "--compare", str(first)])["comparison"]
+    assert same == {
+        "weights": str(first),
+        "errors": alone["errors"],
+        "shared_errors": alone["errors"],
+        "disagreements": 0,
+    }
+    other = evaluate([*args, "--compare", str(second)])["comparison"]
+    assert other["shared_errors"] <= min(alone["errors"], other["errors"])
+    assert other["disagreements"] > 0  # two random inits do not predict alike
 
 
 def test_cli_reports_and_updates_the_card(tmp_path: Path) -> None:
