@@ -21,6 +21,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.installed  ## start the service on the shipped weights
 	$(BIN)/capsnet-serve
 
+lint: $(VENV)/.installed-test  ## ruff
+	$(BIN)/ruff check .
+
 test: $(VENV)/.installed-test  ## the whole test suite (installs Debian's chromium if missing)
 	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
@@ -29,8 +32,8 @@ test: $(VENV)/.installed-test  ## the whole test suite (installs Debian's chromi
 train: $(VENV)/.installed  ## the paper's recipe; see `capsnet-train --help`
 	$(BIN)/capsnet-train --out-dir runs/capsnet --resume
 
-evaluate: $(VENV)/.installed  ## test-set report for the shipped weights
-	$(BIN)/capsnet-evaluate --weights weights/capsnet-mnist.safetensors --split test
+evaluate: $(VENV)/.installed  ## test-set report for the shipped weights, PNGs into runs/evaluate
+	$(BIN)/capsnet-evaluate --weights weights/capsnet-mnist.safetensors --split test --out-dir runs/evaluate
 
 bench: $(VENV)/.installed  ## model throughput on this machine
 	$(BIN)/python bench/model_speed.py

@@ -81,7 +81,7 @@ def create_app() -> FastAPI:
     secured = [Depends(require_api_key)]
     for resource in (predict, images, meta):
         app.include_router(resource.router, dependencies=secured)
-    app.include_router(page.router)  # the demo page at / (issue 5)
+    app.include_router(page.router)  # the demo page at /
     page.mount_static(app)
     install_error_handlers(app)
     origins = get_settings().cors_origins

@@ -155,7 +155,7 @@ def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
 class WeightAverage:
     """Stochastic weight averaging (Izmailov et al. 2018): the mean of the weights after every
     step from `start_epoch` on, while SWALR holds the rate, is meant to land nearer the middle of
-    a wide minimum than any one step's weights (run 7 in the README found no gain over run 6).
+    a wide minimum than any one step's weights (docs/training-log.md: no gain on MNIST here).
     CapsNet has no batch norm, so nothing needs recomputing for the average."""
 
     start_epoch: int

@@ -1,4 +1,4 @@
-"""The demo page at `/` (issue 5): static HTML, CSS and JavaScript from `app/static/`.
+"""The demo page at `/`: static HTML, CSS and JavaScript from `app/static/`.
 
 No build step and no external resources. The page uses only the public `/v1` API, so it needs
 no API key of its own; with `CAPSNET_API_KEY` set, its API calls are refused like any other.
