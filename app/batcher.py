@@ -1,11 +1,16 @@
 """The micro-batcher: the one owner of the model, its device and the thread that runs it.
 
 Requests put (image, future) pairs on a bounded asyncio queue and await the future. One loop
-takes the first waiting image, gathers more until the batch is full or the wait runs out, runs a
-single forward pass in the model's worker thread (so the event loop never blocks) and hands each
-result back to its own future. A failed pass fails every future of its batch; a full queue
-refuses new work at once (503) instead of growing without bound. Decoder work (reconstructions,
-tweak grids) runs on the same thread, so only one thread ever touches the model.
+takes the first waiting image with every image already queued behind it (up to the batch size),
+runs a single forward pass in the model's worker thread (so the event loop never blocks) and
+hands each result back to its own future. It never waits for company: an image that finds the
+model idle runs at once, alone, as fast as the unbatched path; the images that arrive while a
+pass runs are the next batch, so batches grow with the load by themselves. Only under load (the
+queue not empty when a pass ends) may the next batch wait up to `max_wait_s` more to fill.
+
+A failed pass fails every future of its batch; a full queue refuses new work at once (503)
+instead of growing without bound. Decoder work (reconstructions, tweak grids) runs on the same
+thread, so only one thread ever touches the model, in the configured precision.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 from app.errors import ModelNotReady, Overloaded
 from app.metrics import Metrics
 from model.capsnet import CapsNet
+from model.precision import Precision, autocast
 
 log = logging.getLogger("capsnet.serve")
 T = TypeVar("T")
@@ -43,10 +49,11 @@ class Batcher:
         device: torch.device,
         metrics: Metrics,
         max_batch_size: int = 32,
-        max_wait_s: float = 0.005,
+        max_wait_s: float = 0.0,
         max_queue: int = 256,
+        precision: Precision = "fp32",
     ) -> None:
-        self.model, self.device, self.metrics = model, device, metrics
+        self.model, self.device, self.metrics, self.precision = model, device, metrics, precision
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsnet-model")
@@ -79,33 +86,37 @@ class Batcher:
         return np.stack(await asyncio.gather(*futures))
 
     async def run(self, work: Callable[[CapsNet, torch.device], T]) -> T:
-        """Runs `work(model, device)` on the model's thread under inference mode."""
+        """Runs `work(model, device)` on the model's thread under inference mode and the precision."""
         start = time.perf_counter()
         result = await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
         self.metrics.stage.labels("inference").observe(time.perf_counter() - start)
         return result
 
     def _call(self, work: Callable[[CapsNet, torch.device], T]) -> T:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.precision):
             result = work(self.model, self.device)
         if self.device.type == "cuda":
             self.metrics.gpu_memory.set(torch.cuda.memory_allocated(self.device))
         return result
 
     async def _serve(self) -> None:
+        under_load = False
         while True:
-            jobs = [job for job in await self._collect() if not job.future.done()]  # drop cancelled
+            jobs = [job for job in await self._collect(under_load) if not job.future.done()]  # drop cancelled
             if jobs:
                 await self._process(jobs)
+            under_load = not self._queue.empty()
 
-    async def _collect(self) -> list[_Job]:
-        """The first waiting job, then more until the batch is full or `max_wait_s` has passed."""
+    async def _collect(self, under_load: bool) -> list[_Job]:
+        """The first job as soon as it comes and every job queued behind it, up to the batch size.
+
+        Only `under_load` (jobs arrived during the last pass) does it wait up to `max_wait_s` for
+        the batch to fill; an idle model never waits.
+        """
         batch = [await self._queue.get()]
+        self._take_waiting(batch)
         deadline = time.perf_counter() + self.max_wait_s
-        while len(batch) < self.max_batch_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                continue
+        while under_load and len(batch) < self.max_batch_size:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break
@@ -113,8 +124,13 @@ class Batcher:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
             except TimeoutError:
                 break
+            self._take_waiting(batch)
         self.metrics.queue_depth.set(self._queue.qsize())
         return batch
+
+    def _take_waiting(self, batch: list[_Job]) -> None:
+        while len(batch) < self.max_batch_size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
 
     async def _process(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()

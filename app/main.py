@@ -44,6 +44,7 @@ async def start_engine(app: FastAPI, settings: Settings) -> None:
         max_batch_size=settings.max_batch_size if settings.batching else 1,
         max_wait_s=settings.max_batch_wait_ms / 1000 if settings.batching else 0.0,
         max_queue=settings.max_queue,
+        precision=loaded.precision,
     )
     batcher.start()
     metrics.model_load.set(loaded.seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,7 +94,10 @@ class ModelInfo(BaseModel):
     config: dict[str, Any]
     parameters: int
     device: str
-    dtype: str
+    dtype: str = Field(description="the stored weights' dtype")
+    precision: Literal["fp32", "bf16"] = Field(
+        description="what the convolutions compute in (bf16: autocast; capsules and routing stay fp32)"
+    )
     weights_sha256: str
     labels: list[str] | None
     input: dict[str, Any] | None

@@ -26,7 +26,12 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     batching: bool = Field(True, description="off: every image is its own forward pass (for benchmarks)")
     max_batch_size: int = Field(32, ge=1, le=1024)
-    max_batch_wait_ms: float = Field(5.0, ge=0, le=1000)
+    max_batch_wait_ms: float = Field(
+        0.0, ge=0, le=1000, description="under load only: extra wait for a fuller batch (idle never waits)"
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 on CUDA and on CPUs with bf16 instructions, else fp32"
+    )
     max_queue: int = Field(256, ge=1, description="images waiting for the model; beyond it, 503")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(4096 * 4096, ge=28 * 28, description="width x height an image may claim")

