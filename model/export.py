@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,17 @@ class InferenceGraph(nn.Module):
         return scores, digit, poses, self.model.decoder(poses, digit)  # ..., (B, 1, 28, 28)
 
 
+class Encoder(nn.Module):
+    """The encoder alone, images -> poses (B, 10, 16): what the service runs under ONNX Runtime."""
+
+    def __init__(self, model: CapsNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model.poses(images)
+
+
 @dataclass(frozen=True)
 class Identity:
     """The name and version the service reports for these weights (GET /v1/model)."""
@@ -65,21 +77,30 @@ def identify(weights: Path, card: dict[str, Any]) -> Identity:
     return Identity(weights.stem, card.get("version", sha256[:12]), sha256)
 
 
-def to_onnx(model: CapsNet) -> onnx.ModelProto:
-    """Traces the inference graph with a dynamic batch dimension (torch.export-based exporter)."""
+def to_onnx(model: CapsNet, encoder_only: bool = False) -> onnx.ModelProto:
+    """Traces the inference graph (or the encoder) with a dynamic batch dimension.
+
+    The torch.export-based exporter, PyTorch's default since 2.9.
+    """
     spec = image_input(model.config)
     example = torch.zeros(2, *spec.shape)
+    graph = Encoder(model) if encoder_only else InferenceGraph(model)
+    names = ["poses"] if encoder_only else output_names(model)
     program = torch.onnx.export(
-        InferenceGraph(model).eval(),
+        graph.eval(),
         (example,),
         input_names=[spec.name],
-        output_names=[out.name for out in outputs(model.config)],
+        output_names=names,
         dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
         opset_version=OPSET,
         dynamo=True,
         verbose=False,
     )
     return program.model_proto
+
+
+def output_names(model: CapsNet) -> list[str]:
+    return [spec.name for spec in outputs(model.config)]
 
 
 def add_metadata(proto: onnx.ModelProto, identity: Identity, card: dict[str, Any]) -> None:
@@ -200,6 +221,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # it lists the torchvision ops it skips
+    warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")  # torch.export's own
     onnx_path = export(args.weights, args.out, args.max_batch_size, args.max_queue_delay_us)
     print(f"wrote the Triton model repository {args.out}: {onnx_path}")
     if not args.check:
