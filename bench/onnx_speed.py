@@ -1,10 +1,11 @@
 """Prints the encoder's speed (images -> poses) under PyTorch and under ONNX Runtime, same run.
 
-The shipped weights on the CPU, at batch 1 and 32 (the service's largest batch): PyTorch in fp32,
-PyTorch under bf16 autocast (what `CAPSNET_PRECISION=auto` serves on CPUs with native bf16; left
-out on others) and ONNX Runtime in fp32 on the exported graph. The runtimes are timed in
-alternating rounds, so a neighbour's load falls on all of them alike; each figure is the median
-round, and each ratio is that runtime's rate over PyTorch fp32's.
+The shipped weights on the CPU at batch 1 and 32 (the service's largest batch), each runtime on
+as many threads as torch uses: PyTorch in fp32, PyTorch under bf16 autocast (what
+`CAPSNET_PRECISION=auto` serves on CPUs with native bf16; left out on others) and ONNX Runtime
+in fp32 on the exported graph. The runtimes are timed in alternating rounds, so a neighbour's
+load falls on all of them alike; each figure is the median round, and each ratio is that
+runtime's rate over PyTorch fp32's.
 
     python bench/onnx_speed.py [--weights weights/capsnet-mnist.safetensors] [--seconds 2] [--rounds 5]
 """
@@ -67,12 +68,14 @@ def main() -> None:
     args = p.parse_args()
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     model = load_weights(args.weights, CPU)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same threads for both runtimes
     session = ort.InferenceSession(
-        to_onnx(model, encoder_only=True).SerializeToString(), providers=["CPUExecutionProvider"]
+        to_onnx(model, encoder_only=True).SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
     print(
         f"cpu: {platform.processor() or platform.machine()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}"
+        f"and onnxruntime {ort.__version__}, {torch.get_num_threads()} threads each"
     )
     for batch in BATCH_SIZES:
         images = np.random.default_rng(0).random((batch, *image_input(model.config).shape), dtype=np.float32)
