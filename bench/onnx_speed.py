@@ -7,7 +7,7 @@ in fp32 on the exported graph. The runtimes are timed in alternating rounds, so 
 load falls on all of them alike; each figure is the median round, and each ratio is that
 runtime's rate over PyTorch fp32's.
 
-    python bench/onnx_speed.py [--weights weights/capsnet-mnist.safetensors] [--seconds 2] [--rounds 5]
+    python bench/onnx_speed.py [--weights ...] [--seconds 2] [--rounds 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ def main() -> None:
     p.add_argument("--weights", type=Path, default=Path("weights/capsnet-mnist.safetensors"))
     p.add_argument("--seconds", type=float, default=2.0, help="time per round (default: 2)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per runtime (default: 5)")
+    p.add_argument("--threads", type=int, default=None, help="threads per runtime (default: torch's)")
     args = p.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     model = load_weights(args.weights, CPU)
     options = ort.SessionOptions()
