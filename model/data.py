@@ -199,4 +199,6 @@ def random_shift(images: Tensor, max_shift: int, generator: torch.Generator | No
     cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # (B, W)
     batch = torch.arange(b, device=images.device)[:, None, None]
     shifted = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-    return shifted.permute(0, 3, 1, 2).contiguous()  # (B, C, H, W)
+    # clone, not contiguous(): with C = 1 the permuted strides already pass as contiguous, and
+    # convolutions would carry that channels-last layout into every later layer
+    return shifted.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)  # (B, C, H, W)

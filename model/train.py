@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,6 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, TensorDataset
 from tqdm import tqdm
 
 from model.capsnet import CapsNet, CapsNetConfig, CapsNetOutput
@@ -134,21 +134,54 @@ def setup_distributed(device_arg: str) -> tuple[Distributed, torch.device]:
     return dist_info, device
 
 
-def make_loader(split: Split, batch_size: int, seed: int, dist_info: Distributed) -> DataLoader:
-    dataset = TensorDataset(*split.tensors())
-    if dist_info.world_size > 1:
-        sampler = DistributedSampler(dataset, dist_info.world_size, dist_info.rank, seed=seed)
-    else:
-        sampler = RandomSampler(dataset, generator=torch.Generator())
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False)
+class ShuffledBatches:
+    """A split's tensors on the training device, served in a fresh shuffle every epoch.
+
+    MNIST is 188 MB as float32, so it lives on the device and a batch is one indexing operation:
+    a DataLoader's 128 item fetches and collate per batch starve a GPU. Each epoch's order is a
+    function of (seed, epoch), so a resumed run repeats it; under DDP every process takes every
+    world_size-th image of the same permutation (as DistributedSampler does), all the same count.
+    """
+
+    def __init__(
+        self, split: Split, batch_size: int, seed: int, dist_info: Distributed, device: torch.device
+    ) -> None:
+        self.images, self.labels = (t.to(device) for t in split.tensors())  # (N, 1, 28, 28), (N,)
+        self.batch_size, self.seed, self.dist_info = batch_size, seed, dist_info
+        self.generator = torch.Generator()
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
+
+    def _per_process(self) -> int:
+        return len(self.labels) // self.dist_info.world_size
+
+    def __len__(self) -> int:
+        return -(-self._per_process() // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order = torch.randperm(len(self.labels), generator=self.generator)
+        world = self.dist_info.world_size
+        mine = order[self.dist_info.rank :: world][: self._per_process()].to(self.labels.device)
+        for batch in mine.split(self.batch_size):
+            yield self.images[batch], self.labels[batch]
 
 
-def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+def make_loader(
+    split: Split,
+    batch_size: int,
+    seed: int,
+    dist_info: Distributed,
+    device: torch.device | None = None,
+) -> ShuffledBatches:
+    return ShuffledBatches(split, batch_size, seed, dist_info, device or torch.device("cpu"))
+
+
+def set_epoch(loader: ShuffledBatches, seed: int, epoch: int) -> None:
     """Makes each epoch's shuffle a function of (seed, epoch), so a resumed run repeats it."""
-    if isinstance(loader.sampler, DistributedSampler):
-        loader.sampler.set_epoch(epoch)
-    else:
-        loader.sampler.generator.manual_seed(seed * 100_003 + epoch)
+    loader.seed = seed
+    loader.set_epoch(epoch)
 
 
 @dataclass
@@ -205,7 +238,7 @@ def train_step(
 
 def train_one_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: ShuffledBatches,
     optimizer: torch.optim.Optimizer,
     cfg: CapsNetConfig,
     device: torch.device,
@@ -220,9 +253,9 @@ def train_one_epoch(
     totals = torch.zeros(5, device=device)  # loss, margin, reconstruction, correct, seen
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not dist_info.is_main, mininterval=5, leave=False)
     start = time.perf_counter()
-    for images, labels in bar:
-        images = random_shift(images, args.max_shift, shift_rng).to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+    for step, (images, labels) in enumerate(bar):
+        images = random_shift(images, args.max_shift, shift_rng).to(device)  # a no-op when on device
+        labels = labels.to(device)
         out, loss = train_step(model, optimizer, images, labels, cfg, args.amp)
         if averaged is not None:
             averaged.update_parameters(model)
@@ -234,20 +267,21 @@ def train_one_epoch(
                 loss.margin.detach() * n,
                 loss.reconstruction.detach() * n,
                 correct.float(),
-                torch.tensor(n, device=device),
+                torch.full((), n, device=device),
             ]
         )
-        seen = totals[4].item()
-        bar.set_postfix(loss=f"{totals[0].item() / seen:.4f}", acc=f"{totals[3].item() / seen:.4f}")
-    elapsed = time.perf_counter() - start
+        if step % 50 == 0:  # reading the totals waits for the device: not every step
+            seen = totals[4].item()
+            bar.set_postfix(loss=f"{totals[0].item() / seen:.4f}", acc=f"{totals[3].item() / seen:.4f}")
     if dist_info.world_size > 1:
         dist.all_reduce(totals)
-    seen = totals[4].item()
+    loss, margin, reconstruction, correct, seen = totals.tolist()  # waits for the last step
+    elapsed = time.perf_counter() - start
     return {
-        "train_loss": totals[0].item() / seen,
-        "train_margin_loss": totals[1].item() / seen,
-        "train_reconstruction_loss": totals[2].item() / seen,
-        "train_accuracy": totals[3].item() / seen,
+        "train_loss": loss / seen,
+        "train_margin_loss": margin / seen,
+        "train_reconstruction_loss": reconstruction / seen,
+        "train_accuracy": correct / seen,
         "images_per_s": seen / elapsed,
     }
 
@@ -371,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
         trained.compile()
     if dist_info.world_size > 1:
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    loader = make_loader(train, args.batch_size, args.seed, dist_info)
+    loader = make_loader(train, args.batch_size, args.seed, dist_info, device)
     if dist_info.is_main:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         print(
