@@ -61,8 +61,7 @@ ENV CAPSNET_HOST=0.0.0.0 \
     CAPSNET_DEVICE=auto \
     CAPSNET_LOG_LEVEL=info \
     HOME=/tmp \
-    XDG_CACHE_HOME=/tmp/.cache \
-    MPLCONFIGDIR=/tmp/matplotlib
+    XDG_CACHE_HOME=/tmp/.cache
 
 WORKDIR /opt/capsnet
 USER 10001:10001

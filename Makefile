@@ -14,9 +14,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e .
 	touch $@
 
+$(VENV)/.installed-train: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[train]'
+	touch $@ $(VENV)/.installed
+
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[test]'
-	touch $@ $(VENV)/.installed
+	touch $@ $(VENV)/.installed-train $(VENV)/.installed
 
 serve: $(VENV)/.installed  ## start the service on the shipped weights
 	$(BIN)/capsnet-serve
@@ -29,10 +33,10 @@ test: $(VENV)/.installed-test  ## the whole test suite (installs Debian's chromi
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
-train: $(VENV)/.installed  ## the paper's recipe; see `capsnet-train --help`
+train: $(VENV)/.installed-train  ## the paper's recipe; see `capsnet-train --help`
 	$(BIN)/capsnet-train --out-dir runs/capsnet --resume
 
-evaluate: $(VENV)/.installed  ## test-set report for the shipped weights, PNGs into runs/evaluate
+evaluate: $(VENV)/.installed-train  ## test-set report for the shipped weights, PNGs into runs/evaluate
 	$(BIN)/capsnet-evaluate --weights weights/capsnet-mnist.safetensors --split test --out-dir runs/evaluate
 
 bench: $(VENV)/.installed  ## model throughput on this machine

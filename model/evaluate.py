@@ -16,9 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+try:
+    import matplotlib.pyplot as plt
+except ModuleNotFoundError as e:  # a serving-only install
+    raise SystemExit(f"capsnet-evaluate needs {e.name}: pip install 'capsnet-serve[train]'") from None
 
 from model.capsnet import CapsNet
 from model.checkpoint import load_weights, read_model_card, write_model_card

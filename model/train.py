@@ -33,7 +33,11 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import SWALR, AveragedModel
-from tqdm import tqdm
+
+try:
+    from tqdm import tqdm
+except ModuleNotFoundError as e:  # a serving-only install
+    raise SystemExit(f"capsnet-train needs {e.name}: pip install 'capsnet-serve[train]'") from None
 
 from model.capsnet import CapsNet, CapsNetConfig, CapsNetOutput
 from model.checkpoint import (

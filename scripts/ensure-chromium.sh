@@ -28,9 +28,9 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
-echo "chromium: installing Debian's chromium package"
+echo "chromium: installing Debian's chromium package and the libraries it needs (apt-get --no-install-recommends)"
 if "${SUDO[@]}" apt-get update -qq \
-    && "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; then
+    && "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; then
     echo "chromium: installed $(command -v chromium)"
 else
     echo "chromium: apt-get install failed; the page tests will skip" >&2

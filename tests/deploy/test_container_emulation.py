@@ -119,7 +119,7 @@ def wait_until_ready(base_url: str, server: subprocess.Popen, log: Path) -> None
 
 
 def test_cpu_image_installs_starts_passes_its_healthcheck_predicts_and_stops_cleanly(
-    cpu_dockerfile, repo, tmp_path
+    cpu_dockerfile, repo, pyproject, tmp_path
 ):
     from app.settings import Settings
 
@@ -148,6 +148,10 @@ def test_cpu_image_installs_starts_passes_its_healthcheck_predicts_and_stops_cle
         [str(venv / "bin" / "pip"), "list", "--format=freeze"], capture_output=True, text=True, check=True
     ).stdout
     assert not re.search(r"^nvidia-", installed, re.MULTILINE), "the CPU variant installed CUDA packages"
+    train_extra = pyproject["project"]["optional-dependencies"]["train"]
+    training_only = {re.split(r"[<>=~\[]", requirement)[0].lower() for requirement in train_extra}
+    installed_names = {line.split("==")[0].lower() for line in installed.splitlines()}
+    assert not training_only & installed_names, "the serving image installed the training extra"
 
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import app, model; print(app.__file__, model.__file__)"],
