@@ -1,10 +1,11 @@
 """Training CLI: the paper's recipe (Adam, exponential learning-rate decay, 2-pixel shifts).
 
 Runs on one CPU or GPU, or on several GPUs (or CPU processes) under `torchrun` with
-DistributedDataParallel. Every epoch appends its metrics to `metrics.jsonl`, writes a resume
-checkpoint (model, optimizer, scheduler, RNG state, epoch) atomically, and keeps the weights
+DistributedDataParallel. Every epoch writes a resume checkpoint (model, optimizer, scheduler, RNG
+state, epoch, the metrics so far) atomically, then `metrics.jsonl` from it, and keeps the weights
 with the best validation accuracy as `best.safetensors` and the latest epoch's as
-`last.safetensors`, each with its model card. A `--full-train` run trains on the validation
+`last.safetensors`, each with its model card. A fresh run refuses a directory that holds another
+run's files unless told `--overwrite`. A `--full-train` run trains on the validation
 split too, so its best-validation pick means nothing: ship its `last.safetensors`. With
 `--swa-start`, the run also keeps a stochastic weight average (Izmailov et al. 2018) of every
 step's weights from that epoch on, at a constant rate, as `swa.safetensors`. The test split is
@@ -19,8 +20,8 @@ never touched here: `model.evaluate` reports on it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -41,15 +42,17 @@ except ModuleNotFoundError as e:  # a serving-only install
 
 from model.capsnet import CapsNet, CapsNetConfig, CapsNetOutput
 from model.checkpoint import (
+    CheckpointError,
     load_training_state,
     load_weights,
     read_model_card,
     save_training_state,
     save_weights,
 )
-from model.data import Split, load_mnist, random_shift, sha256_file
-from model.device import resolve_device
+from model.data import DataError, Split, load_mnist, random_shift, sha256_file
+from model.device import DeviceUnavailable, resolve_device
 from model.losses import CapsNetLoss, capsnet_loss
+from model.run_dir import CHECKPOINT, RunDirError, check_same_run, claim, read_metrics, write_metrics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,8 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--out-dir",
         type=Path,
-        default=Path("runs/capsnet"),
-        help="metrics, resume checkpoint and best weights (default: runs/capsnet)",
+        default=None,
+        help="metrics, resume checkpoint and weights (default: runs/capsnet; runs/dry-run with --dry-run)",
     )
     p.add_argument("--train-subset", type=int, default=None, help="use the first N training images")
     p.add_argument("--valid-subset", type=int, default=None, help="use the first N validation images")
@@ -87,7 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="train on train+validation (60k) once the recipe is fixed (default: off)",
     )
-    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if it exists")
+    p.add_argument(
+        "--overwrite", action="store_true", help="delete another run's files in OUT_DIR and start over"
+    )
     p.add_argument(
         "--init-weights",
         type=Path,
@@ -109,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.swa_lr = args.lr
     if args.dry_run:
         args.epochs, args.train_subset, args.valid_subset = 1, 256, 256
+    if args.out_dir is None:
+        args.out_dir = Path("runs/dry-run" if args.dry_run else "runs/capsnet")
     return args
 
 
@@ -255,7 +263,14 @@ def train_one_epoch(
     model.train()
     shift_rng = torch.Generator().manual_seed(args.seed * 100_003 + epoch * 1_009 + dist_info.rank)
     totals = torch.zeros(5, device=device)  # loss, margin, reconstruction, correct, seen
-    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not dist_info.is_main, mininterval=5, leave=False)
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch}/{args.epochs}",
+        unit="batch",
+        disable=not dist_info.is_main,
+        mininterval=1,
+        dynamic_ncols=True,
+    )  # kept on screen when the epoch ends
     start = time.perf_counter()
     for step, (images, labels) in enumerate(bar):
         images = random_shift(images, args.max_shift, shift_rng).to(device)  # a no-op when on device
@@ -276,7 +291,8 @@ def train_one_epoch(
         )
         if step % 50 == 0:  # reading the totals waits for the device: not every step
             seen = totals[4].item()
-            bar.set_postfix(loss=f"{totals[0].item() / seen:.4f}", acc=f"{totals[3].item() / seen:.4f}")
+            running = {"loss": f"{totals[0].item() / seen:.4f}", "acc": f"{totals[3].item() / seen:.2%}"}
+            bar.set_postfix(running, refresh=False)
     if dist_info.world_size > 1:
         dist.all_reduce(totals)
     loss, margin, reconstruction, correct, seen = totals.tolist()  # waits for the last step
@@ -307,10 +323,9 @@ def evaluate_split(
     return {"accuracy": correct / len(split), "loss": loss_sum / len(split)}
 
 
-def read_history(metrics_log: Path) -> list[dict[str, float]]:
-    """Per-epoch learning rate and accuracies from `metrics.jsonl`, across every resume."""
+def history(records: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per-epoch learning rate and accuracies for the model card, across every resume."""
     keys = ("epoch", "lr", "train_loss", "train_accuracy", "val_accuracy")
-    records = [json.loads(line) for line in metrics_log.read_text().splitlines() if line.strip()]
     return [{key: record[key] for key in keys} for record in records]
 
 
@@ -341,6 +356,7 @@ def initial_model(init_weights: Path | None, routing_iterations: int) -> CapsNet
 
 def training_summary(
     args: argparse.Namespace,
+    records: list[dict[str, Any]],
     epoch: int,
     val_acc: float,
     train_size: int,
@@ -352,11 +368,10 @@ def training_summary(
     `averaged_steps` marks the weights as a stochastic weight average of that many steps' weights.
     """
     averaging = {} if averaged_steps is None else {"weight_average_of_steps": averaged_steps}
-    recipe = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     return {
         "training": {
-            "recipe": recipe,
-            "history": read_history(args.out_dir / "metrics.jsonl"),
+            "recipe": recipe_of(args),
+            "history": history(records),
             "train_images": train_size,
             "epochs_trained": epoch,
             "validation_accuracy": val_acc,
@@ -369,15 +384,47 @@ def training_summary(
     }
 
 
+def recipe_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line as plain JSON values, for the card and the checkpoint."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+def epoch_line(record: dict[str, Any], epochs: int, held_out: bool) -> str:
+    """One readable line per epoch; `metrics.jsonl` keeps the full record."""
+    valid = "valid" if held_out else "valid (trained on)"
+    line = (
+        f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}, "
+        f"train {record['train_accuracy']:.2%}, {valid} {record['val_accuracy']:.2%}"
+    )
+    if "swa_val_accuracy" in record:
+        line += f", average {record['swa_val_accuracy']:.2%}"
+    return f"{line}, lr {record['lr']:.2e}, {record['images_per_s']:.0f} img/s"
+
+
 def main(argv: list[str] | None = None) -> None:
+    """The console script: a clear line, not a traceback, for a refused directory or a Ctrl-C."""
     args = parse_args(argv)
+    try:
+        train(args)
+    except (RunDirError, DataError, CheckpointError, DeviceUnavailable) as e:
+        sys.exit(f"capsnet-train: {e}")
+    except KeyboardInterrupt:
+        saved = args.out_dir / CHECKPOINT
+        where = f"{saved} holds the last finished epoch: add --resume to continue" if saved.exists() else (
+            "no epoch finished, nothing was saved"
+        )
+        sys.exit(f"\ncapsnet-train: interrupted; {where}")
+
+
+def train(args: argparse.Namespace) -> None:
+    claim(args.out_dir, args.resume, args.overwrite)
     dist_info, device = setup_distributed(args.device)
     torch.manual_seed(args.seed)
     data = load_mnist(args.data_dir)
-    train = data.train.head(args.train_subset)
+    train_split = data.train.head(args.train_subset)
     valid = data.valid.head(args.valid_subset)
     if args.full_train:
-        train = train.concat(valid)
+        train_split = train_split.concat(valid)
 
     model = initial_model(args.init_weights, args.routing_iterations).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -387,12 +434,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.swa_start is None
         else WeightAverage.create(model, optimizer, args.swa_start, args.swa_lr)
     )
-    start_epoch, best_acc = 1, 0.0
-    checkpoint_path = args.out_dir / "checkpoint.pt"
+    start_epoch, best_acc, records = 1, 0.0, []
+    checkpoint_path = args.out_dir / CHECKPOINT
     state = load_training_state(checkpoint_path) if args.resume and checkpoint_path.exists() else {}
     # what the run began from: kept in the checkpoint, so a file changed since cannot rewrite it
     origin = state.get("origin") or lineage(args.init_weights)
     if state:
+        check_same_run(state.get("recipe"), recipe_of(args), args.out_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -401,6 +449,7 @@ def main(argv: list[str] | None = None) -> None:
             swa.load_state_dict(state)
         torch.set_rng_state(state["rng_cpu"])
         start_epoch, best_acc = state["epoch"] + 1, state["best_val_accuracy"]
+        records = state.get("metrics") or read_metrics(args.out_dir, state["epoch"])
         if dist_info.is_main:
             print(f"resuming from {checkpoint_path} after epoch {state['epoch']}")
 
@@ -409,12 +458,12 @@ def main(argv: list[str] | None = None) -> None:
         trained.compile()
     if dist_info.world_size > 1:
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    loader = make_loader(train, args.batch_size, args.seed, dist_info, device)
+    loader = make_loader(train_split, args.batch_size, args.seed, dist_info, device)
     if dist_info.is_main:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         print(
-            f"training on {len(train)} images, validating on {len(valid)}, device {device}, "
-            f"{dist_info.world_size} process(es)"
+            f"training on {len(train_split)} images, validating on {len(valid)}, device {device}, "
+            f"{dist_info.world_size} process(es); writing to {args.out_dir}/"
         )
 
     for epoch in range(start_epoch, args.epochs + 1):
@@ -438,17 +487,15 @@ def main(argv: list[str] | None = None) -> None:
             if swa_now:
                 swa_val = evaluate_split(swa_now.averaged.module, valid, device)
                 record |= {"swa_val_accuracy": swa_val["accuracy"], "swa_val_loss": swa_val["loss"]}
-            with open(args.out_dir / "metrics.jsonl", "a") as log:
-                log.write(json.dumps(record) + "\n")
-            print(json.dumps(record))
-            summary = training_summary(args, epoch, val["accuracy"], len(train), origin)
+            records.append(record)
+            summary = training_summary(args, records, epoch, val["accuracy"], len(train_split), origin)
             save_weights(model, args.out_dir / "last.safetensors", summary)
             if val["accuracy"] > best_acc:
                 best_acc = val["accuracy"]
                 save_weights(model, args.out_dir / "best.safetensors", summary)
             if swa_now:
                 swa_summary = training_summary(
-                    args, epoch, swa_val["accuracy"], len(train), origin, averaged_steps=swa_now.steps
+                    args, records, epoch, swa_val["accuracy"], len(train_split), origin, swa_now.steps
                 )
                 save_weights(swa_now.averaged.module, args.out_dir / "swa.safetensors", swa_summary)
             save_training_state(
@@ -462,12 +509,36 @@ def main(argv: list[str] | None = None) -> None:
                     "epoch": epoch,
                     "best_val_accuracy": best_acc,
                     "origin": origin,
+                    "recipe": recipe_of(args),
+                    "metrics": records,
                 },
             )
+            write_metrics(args.out_dir, records)
+            print(epoch_line(record, args.epochs, not args.full_train))
         if dist_info.world_size > 1:
             dist.barrier()
+    if dist_info.is_main:
+        report_outputs(args, best_acc, swa is not None)
     if dist_info.world_size > 1:
         dist.destroy_process_group()
+
+
+def report_outputs(args: argparse.Namespace, best_acc: float, averaged: bool) -> None:
+    """Where the run's files are, and which weights to ship."""
+    out = args.out_dir
+    print(f"last epoch's weights: {out / 'last.safetensors'} (model card {out / 'last.json'})")
+    if args.full_train:
+        print("  ship these: a --full-train run trains on its validation split, so 'best' means nothing")
+    else:
+        print(f"best validation ({best_acc:.2%}): {out / 'best.safetensors'}")
+    if averaged:
+        print(f"weight average: {out / 'swa.safetensors'}")
+    print(f"metrics: {out / 'metrics.jsonl'}; resume checkpoint: {out / CHECKPOINT}")
+    weights = out / ("last" if args.full_train else "best")
+    print(
+        f"test it: capsnet-evaluate --weights {weights}.safetensors "
+        f"--metrics-log {out / 'metrics.jsonl'} --out-dir {out / 'report'}"
+    )
 
 
 if __name__ == "__main__":

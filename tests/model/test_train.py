@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import load_training_state, load_weights, read_model_card, save_weights
 from model.data import Mnist, sha256_file
-from model.train import Distributed, WeightAverage, make_loader, set_epoch, train_one_epoch
+from model.train import Distributed, WeightAverage, main, make_loader, parse_args, set_epoch, train_one_epoch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def test_a_tiny_training_run_lowers_the_loss(mnist: Mnist, amp: bool) -> None:
     model = CapsNet(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     loader = make_loader(mnist.train.head(256), batch_size=32, seed=0, dist_info=Distributed())
-    args = Namespace(max_shift=2, amp=amp, seed=0)
+    args = Namespace(max_shift=2, amp=amp, seed=0, epochs=4)
     losses = []
     for epoch in range(1, 5):
         set_epoch(loader, 0, epoch)
@@ -49,7 +50,7 @@ def test_the_weight_average_takes_in_every_step(mnist: Mnist) -> None:
         lambda *_: snapshots.append([p.detach().clone() for p in model.parameters()])
     )
     loader = make_loader(mnist.train.head(48), batch_size=16, seed=0, dist_info=Distributed())
-    args = Namespace(max_shift=2, amp=False, seed=0)
+    args = Namespace(max_shift=2, amp=False, seed=0, epochs=1)
     cpu = torch.device("cpu")
     train_one_epoch(model, loader, optimizer, cfg, cpu, args, 1, Distributed(), swa.averaged)
     assert swa.steps == len(snapshots) == 3
@@ -63,31 +64,19 @@ def read_metrics(out_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def run_cli(out_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "model.train",
-        "--train-subset",
-        "64",
-        "--valid-subset",
-        "64",
-        "--batch-size",
-        "32",
-        "--out-dir",
-        str(out_dir),
-        *extra,
-    ]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+TINY_RUN = ("--train-subset", "64", "--valid-subset", "64", "--batch-size", "32")
 
 
-def test_cli_logs_keeps_the_best_and_resumes_after_a_kill(tmp_path: Path) -> None:
-    run_cli(tmp_path, "--epochs", "1")
-    first = load_training_state(tmp_path / "checkpoint.pt")
-    assert first["epoch"] == 1
-    # a run killed during epoch 2 leaves epoch 1's checkpoint: resuming continues from there
-    result = run_cli(tmp_path, "--epochs", "2", "--resume")
-    assert "resuming from" in result.stdout and "after epoch 1" in result.stdout
+def run_cli(out_dir: Path, *extra: str) -> None:
+    """`capsnet-train` in this process (no interpreter start per run) on 64 images."""
+    main([*TINY_RUN, "--out-dir", str(out_dir), *extra])
+
+
+def test_cli_logs_keeps_the_best_and_says_where_its_files_are(tmp_path: Path, capsys) -> None:
+    run_cli(tmp_path, "--epochs", "2")
+    out = capsys.readouterr().out
+    assert "epoch 1/2: loss " in out and "epoch 2/2: loss " in out
+    assert f"{tmp_path / 'best.safetensors'}" in out and f"{tmp_path / 'metrics.jsonl'}" in out
     records = read_metrics(tmp_path)
     assert [r["epoch"] for r in records] == [1, 2]
     assert set(records[0]) >= {
@@ -99,7 +88,7 @@ def test_cli_logs_keeps_the_best_and_resumes_after_a_kill(tmp_path: Path) -> Non
         "lr",
         "images_per_s",
     }
-    assert records[1]["lr"] < records[0]["lr"]  # the exponential decay survived the restart
+    assert records[1]["lr"] < records[0]["lr"]
     assert load_training_state(tmp_path / "checkpoint.pt")["epoch"] == 2
     card = read_model_card(tmp_path / "best.safetensors")
     assert card["training"]["validation_accuracy"] == max(r["val_accuracy"] for r in records)
@@ -109,6 +98,47 @@ def test_cli_logs_keeps_the_best_and_resumes_after_a_kill(tmp_path: Path) -> Non
     last = read_model_card(tmp_path / "last.safetensors")["training"]
     assert last["epochs_trained"] == 2 and last["validation_held_out"]
     assert last["validation_accuracy"] == records[1]["val_accuracy"]
+
+
+def test_a_run_killed_at_any_moment_resumes_without_repeating_an_epoch(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "model.train", *TINY_RUN, "--epochs", "50", "--out-dir", str(tmp_path)]
+    run = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "metrics.jsonl").exists():  # written after epoch 1's checkpoint
+        assert run.poll() is None, run.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "epoch 1 did not finish"
+        time.sleep(0.05)
+    run.kill()  # SIGKILL: nothing gets to clean up, wherever the run was
+    run.wait()
+    run.stderr.close()
+    done = load_training_state(tmp_path / "checkpoint.pt")["epoch"]
+    assert done < 50
+    main([*TINY_RUN, "--epochs", str(done + 1), "--out-dir", str(tmp_path), "--resume"])
+    records = read_metrics(tmp_path)
+    assert [r["epoch"] for r in records] == list(range(1, done + 2))
+    assert records[-1]["lr"] == pytest.approx(1e-3 * 0.96**done)  # the decay survived the kill
+    assert load_training_state(tmp_path / "checkpoint.pt")["epoch"] == done + 1
+
+
+def test_a_fresh_run_refuses_a_directory_holding_another_run(tmp_path: Path, capsys) -> None:
+    run_cli(tmp_path, "--epochs", "1", "--seed", "1")
+    before = (tmp_path / "metrics.jsonl").read_text()
+    with pytest.raises(SystemExit, match="holds another run .*--resume.*--overwrite"):
+        run_cli(tmp_path, "--epochs", "1")
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    run_cli(tmp_path, "--epochs", "1", "--overwrite")
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1]
+    assert read_model_card(tmp_path / "last.safetensors")["training"]["recipe"]["seed"] == 0
+
+
+def test_resume_refuses_a_checkpoint_made_with_other_data_settings(tmp_path: Path) -> None:
+    run_cli(tmp_path, "--epochs", "1")
+    with pytest.raises(SystemExit, match="other settings .*train_subset 64 -> 32"):
+        run_cli(tmp_path, "--epochs", "2", "--resume", "--train-subset", "32")
+
+
+def test_a_dry_run_writes_apart_from_a_real_run() -> None:
+    assert parse_args(["--dry-run"]).out_dir != parse_args([]).out_dir
 
 
 def test_swa_averages_from_its_epoch_holds_its_rate_and_survives_a_resume(tmp_path: Path) -> None:
