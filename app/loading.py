@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from app.settings import Settings
-from model.capsnet import CapsNet
-from model.checkpoint import load_weights, read_model_card
+from model.capsnet import CapsNet, CapsNetConfig
+from model.checkpoint import CheckpointError, card_mismatch, load_weights, read_model_card
 from model.data import sha256_file
 from model.device import resolve_device
 from model.precision import Precision, autocast, resolve_precision
@@ -43,9 +43,12 @@ def load_model(settings: Settings) -> LoadedModel:
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.precision, device)
     model = load_weights(settings.weights, device)
+    ensure_servable(model.config, settings.weights)
     sha256 = sha256_file(settings.weights)
     warm_up(model, device, precision, settings.max_batch_size if settings.batching else 1)
     info = {**describe(model, device, settings.weights, sha256), "precision": precision}
+    if info["card_warning"]:
+        log.warning("%s", info["card_warning"])
     freeze_startup_heap()
     seconds = time.perf_counter() - start
     log.info(
@@ -67,6 +70,22 @@ def warm_up(model: CapsNet, device: torch.device, precision: Precision, batch_si
         model.tweak_grid(model.poses(images[:1])[0], digit=0)
 
 
+class UnservableWeights(CheckpointError):
+    """Weights that load, but whose architecture the service's inputs and answers do not fit."""
+
+
+def ensure_servable(config: CapsNetConfig, weights: Path) -> None:
+    """The service feeds one grey channel and answers digits 0-9; other weights fail here, clearly."""
+    if config.in_channels != 1:
+        raise UnservableWeights(
+            f"{weights}: the model takes {config.in_channels} input channels; the service feeds 1 (grey)"
+        )
+    if config.num_classes != 10:
+        raise UnservableWeights(
+            f"{weights}: the model has {config.num_classes} classes; the service answers digits 0-9"
+        )
+
+
 def describe(model: CapsNet, device: torch.device, weights: Path, sha256: str) -> dict[str, Any]:
     card = read_model_card(weights)
     return {
@@ -80,6 +99,7 @@ def describe(model: CapsNet, device: torch.device, weights: Path, sha256: str) -
         "labels": card.get("labels"),
         "input": card.get("input"),
         "evaluation": card.get("evaluation"),
+        "card_warning": card_mismatch(weights, card, sha256),
     }
 
 

@@ -26,6 +26,7 @@ from app.settings import Settings
 from model.capsnet import CapsNet
 from model.checkpoint import CheckpointError, load_weights
 from model.device import DeviceUnavailable, resolve_device
+from model.precision import PRECISIONS, Precision, autocast, resolve_precision
 
 DEFAULTS = Settings.model_fields
 
@@ -52,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="as CAPSNET_PRECISION for the service (default: auto)",
+    )
+    p.add_argument(
         "--preprocess",
         choices=["auto", "none"],
         default="auto",
@@ -69,7 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def classify(model: CapsNet, device: torch.device, paths: list[Path], preprocess: str) -> list[Result]:
+def classify(
+    model: CapsNet, device: torch.device, precision: Precision, paths: list[Path], preprocess: str
+) -> list[Result]:
     """Preprocesses every file, then runs the readable ones through the model in one batch."""
     max_pixels = DEFAULTS["max_image_pixels"].default
     results = []
@@ -82,15 +91,17 @@ def classify(model: CapsNet, device: torch.device, paths: list[Path], preprocess
     if not readable:
         return results
     batch = torch.from_numpy(np.stack(readable)).unsqueeze(1).to(device)  # (B, 1, H, W)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         poses = iter(model.poses(batch).cpu().numpy())  # B x (num_classes, digit_dim)
     return [r if r.error is not None else replace(r, poses=next(poses)) for r in results]
 
 
-def save_pngs(model: CapsNet, device: torch.device, result: Result, out_dir: Path, scale: int) -> list[Path]:
+def save_pngs(
+    model: CapsNet, device: torch.device, precision: Precision, result: Result, out_dir: Path, scale: int
+) -> list[Path]:
     """The input the model saw, its reconstruction and its tweak grid, as the service draws them."""
     digit = int(result.scores.argmax())
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision):
         reconstruction = decode_poses(result.poses[None], digit)(model, device)
         grid = tweak_grid(result.poses, digit, TweakPng(dims=tuple(range(result.poses.shape[-1]))))(
             model, device
@@ -139,15 +150,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("capsnet-predict: --top-k must be 1-10")
     try:
         device = resolve_device(args.device)
+        precision = resolve_precision(args.precision, device)
         model = load_weights(args.weights, device)
     except (CheckpointError, DeviceUnavailable, RuntimeError) as e:  # RuntimeError: a bad device name
         sys.exit(f"capsnet-predict: {e}")
-    results = classify(model, device, args.images, args.preprocess)
+    results = classify(model, device, precision, args.images, args.preprocess)
     written = []
     if args.save_pngs:
         for result in results:
             if result.error is None:
-                written += save_pngs(model, device, result, args.save_pngs, args.scale)
+                written += save_pngs(model, device, precision, result, args.save_pngs, args.scale)
     if args.json:
         document = {"predictions": [as_json(r, args.top_k) for r in results]}
         if args.save_pngs:

@@ -102,6 +102,9 @@ class ModelInfo(BaseModel):
     labels: list[str] | None
     input: dict[str, Any] | None
     evaluation: dict[str, Any] | None = Field(description="test-set figures from the model card, if recorded")
+    card_warning: str | None = Field(
+        description="why the model card beside the weights may not describe them (null when it matches)"
+    )
 
 
 class Status(BaseModel):

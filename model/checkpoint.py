@@ -3,8 +3,10 @@
 The shipped format is one `.safetensors` file whose metadata carries the format version, the
 `CapsNetConfig`, the class labels and the input convention, so the model is rebuilt from that
 file alone; a JSON model card with the same fields plus the training and evaluation summary
-sits beside it (`<name>.json`). Nothing here unpickles: resume checkpoints go through
-`torch.load(weights_only=True)`, which only rebuilds tensors and plain containers.
+sits beside it (`<name>.json`) and records the sha256 of the weights it describes, so a card left
+beside other weights is detected. Both files are written atomically. Nothing here unpickles:
+resume checkpoints go through `torch.load(weights_only=True)`, which only rebuilds tensors and
+plain containers.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from model.capsnet import CapsNet, CapsNetConfig
+from model.data import sha256_file
 
 FORMAT_NAME = "capsnet-serve"
 FORMAT_VERSION = 1
@@ -61,13 +64,33 @@ def save_weights(model: CapsNet, path: Path, summary: dict[str, Any] | None = No
     tmp = path.with_suffix(".safetensors.tmp")
     save_file(state, tmp, metadata=metadata)
     tmp.chmod(0o644)  # safetensors writes 0600; a service user must be able to read shipped weights
+    sha256 = sha256_file(tmp)
     os.replace(tmp, path)
-    write_model_card(path, {**header, **(summary or {})})
+    write_model_card(path, {**header, "weights_sha256": sha256, **(summary or {})})
 
 
 def write_model_card(weights_path: Path, card: dict[str, Any]) -> None:
+    """Replaces the card atomically: a reader sees the old card or the new one, never half."""
     card_path = model_card_path(weights_path)
-    card_path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    tmp = card_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, card_path)
+
+
+def card_mismatch(weights_path: Path, card: dict[str, Any], sha256: str) -> str | None:
+    """Why the card cannot be trusted to describe the weights with this sha256, or None."""
+    recorded = card.get("weights_sha256")
+    if not model_card_path(weights_path).exists():
+        return f"{weights_path} has no model card ({model_card_path(weights_path).name}) beside it"
+    if recorded is None:
+        return f"the model card of {weights_path} records no weights_sha256, so it cannot be checked"
+    if recorded != sha256:
+        return (
+            f"the model card of {weights_path} describes other weights (sha256 {recorded[:12]}..., "
+            f"the file's is {sha256[:12]}...): its accuracy and recipe are not these weights'"
+        )
+    return None
+
 
 
 def read_model_card(weights_path: Path) -> dict[str, Any]:
@@ -80,6 +103,9 @@ def read_model_card(weights_path: Path) -> dict[str, Any]:
 
 def read_header(path: Path) -> dict[str, Any]:
     """Validates and decodes the safetensors metadata."""
+    if path.is_dir():
+        found = ", ".join(sorted(p.name for p in path.glob("*.safetensors"))) or "no .safetensors file"
+        raise CheckpointError(f"{path} is a directory, not a weights file: name the file ({found} in it)")
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     try:

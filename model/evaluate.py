@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ import torch
 
 try:
     import matplotlib.pyplot as plt
+    from tqdm import tqdm
 except ModuleNotFoundError as e:  # a serving-only install
     raise SystemExit(f"capsnet-evaluate needs {e.name}: pip install 'capsnet-serve[train]'") from None
 
 from model.capsnet import CapsNet
-from model.checkpoint import load_weights, read_model_card, write_model_card
-from model.data import Split, load_mnist
-from model.device import resolve_device
+from model.checkpoint import CheckpointError, load_weights, model_card_path, read_model_card, write_model_card
+from model.data import DataError, Split, load_mnist
+from model.device import DeviceUnavailable, resolve_device
 from model.precision import Precision, autocast
 
 DEFAULT_WEIGHTS = Path("weights/capsnet-mnist.safetensors")
@@ -39,11 +41,13 @@ def predict(
 ) -> np.ndarray:
     """Predicted digit (the longest capsule) for every image of the split, as served in `precision`."""
     images, _ = split.tensors()
-    with autocast(device, precision):
-        predictions = [
-            model.class_scores(images[start : start + batch_size].to(device)).argmax(1).cpu()
-            for start in range(0, len(split), batch_size)
-        ]
+    predictions = []
+    # a bar on a terminal only (disable=None), kept on screen, counting images
+    with autocast(device, precision), tqdm(total=len(split), unit="img", disable=None) as bar:
+        for start in range(0, len(split), batch_size):
+            batch = images[start : start + batch_size].to(device)
+            predictions.append(model.class_scores(batch).argmax(1).cpu())
+            bar.update(len(batch))
     return torch.cat(predictions).numpy()
 
 
@@ -177,21 +181,21 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
     other_model = load_weights(args.compare, device) if args.compare else None  # a bad path fails first
     card = read_model_card(args.weights)
     split = getattr(load_mnist(args.data_dir), args.split).head(args.limit)
+    print(f"{args.weights}: the {args.split} split, {len(split)} images, on {device} in {args.precision}")
     predictions = predict(model, split, device, args.precision)
     matrix = confusion_matrix(split.labels, predictions)
     result = summarize(matrix, args.split, args.precision)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    plot_confusion(
-        matrix,
-        args.out_dir / "confusion_matrix.png",
-        f"{args.split}: {100 * result['accuracy']:.2f}% of {result['images']}",
-    )
+    written = [args.out_dir / "confusion_matrix.png"]
+    plot_confusion(matrix, written[0], f"{args.split}: {100 * result['accuracy']:.2f}% of {result['images']}")
     if args.metrics_log:
         held_out = card.get("training", {}).get("validation_held_out", True)
         validation = "validation" if held_out else "validation (trained on)"
-        plot_training_curves(args.metrics_log, args.out_dir / "training_curves.png", validation)
+        written.append(args.out_dir / "training_curves.png")
+        plot_training_curves(args.metrics_log, written[-1], validation)
     if args.update_card:
         write_model_card(args.weights, record_evaluation(card, result))
+        written.append(model_card_path(args.weights))
     low, high = result["accuracy_95ci"]
     print(
         f"{args.split} accuracy in {args.precision} {100 * result['accuracy']:.2f}% "
@@ -208,12 +212,21 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
             f"the two disagree on {comparison['disagreements']} of {result['images']} images"
         )
         result = {**result, "comparison": {"weights": str(args.compare), **comparison}}
+    for path in written:
+        print(f"wrote {path}")
     return result
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The console script: returns None, since `sys.exit(main())` turns a return value into exit 1."""
-    evaluate(argv)
+    """The console script: one line, not a traceback, for a file that cannot be read or a Ctrl-C.
+
+    Returns None, since `sys.exit(main())` turns a return value into exit status 1."""
+    try:
+        evaluate(argv)
+    except (CheckpointError, DataError, DeviceUnavailable) as e:
+        sys.exit(f"capsnet-evaluate: {e}")
+    except KeyboardInterrupt:
+        sys.exit("\ncapsnet-evaluate: interrupted")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,19 @@
-"""Start-up: the service serves in the precision it is set to, says so, and freezes its start-up heap."""
+"""Start-up: the precision it serves in, a frozen start-up heap, and weights it must not trust or
+cannot serve."""
 
 from __future__ import annotations
 
 import gc
+import json
+import logging
 
 import numpy as np
+import pytest
+
+from app.loading import UnservableWeights, load_model
+from app.settings import Settings
+from model.capsnet import CapsNet, CapsNetConfig
+from model.checkpoint import model_card_path, save_weights
 
 
 def test_model_info_names_the_precision_and_bf16_predicts_like_fp32(
@@ -22,3 +31,25 @@ def test_model_info_names_the_precision_and_bf16_predicts_like_fp32(
 
 def test_the_start_up_heap_is_frozen_out_of_the_collector(client) -> None:
     assert gc.get_freeze_count() > 10_000
+
+
+def test_model_info_says_when_the_card_does_not_describe_the_weights(
+    make_client, small_weights, tmp_path, caplog
+) -> None:
+    assert make_client().get("/v1/model").json()["card_warning"] is None
+    weights = tmp_path / "copied.safetensors"
+    weights.write_bytes(small_weights.read_bytes())
+    card = json.loads(model_card_path(small_weights).read_text())
+    model_card_path(weights).write_text(json.dumps({**card, "weights_sha256": "0" * 64}))
+    with caplog.at_level(logging.WARNING, logger="capsnet.serve"):
+        warning = make_client(weights=weights).get("/v1/model").json()["card_warning"]
+    assert "describes other weights" in warning
+    assert warning in caplog.text
+
+
+def test_weights_the_service_cannot_feed_fail_at_load_with_the_reason(tmp_path) -> None:
+    weights = tmp_path / "rgb.safetensors"
+    save_weights(CapsNet(CapsNetConfig(in_channels=3, conv1_channels=8, primary_types=2)), weights)
+    settings = Settings(weights=weights, device="cpu")
+    with pytest.raises(UnservableWeights, match="3 input channels; the service feeds 1"):
+        load_model(settings)

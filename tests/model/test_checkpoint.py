@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import (
     CheckpointError,
+    card_mismatch,
     load_training_state,
     load_weights,
     model_card_path,
@@ -19,6 +20,7 @@ from model.checkpoint import (
     save_training_state,
     save_weights,
 )
+from model.data import sha256_file
 
 SMALL = CapsNetConfig(conv1_channels=16, primary_types=4, routing_iterations=2)
 
@@ -62,7 +64,21 @@ def test_model_card_describes_the_weights(saved: tuple[CapsNet, Path]) -> None:
     assert card["labels"] == [str(d) for d in range(10)]
     assert card["input"]["shape"] == [1, 28, 28]
     assert card["training"] == {"epochs_trained": 3}
+    assert card["weights_sha256"] == sha256_file(path)
     assert read_model_card(path) == card
+    assert card_mismatch(path, card, sha256_file(path)) is None
+    assert not list(path.parent.glob("*.tmp"))  # both files were written through a temporary
+
+
+def test_a_card_beside_other_weights_is_detected(saved: tuple[CapsNet, Path], tmp_path: Path) -> None:
+    _, path = saved
+    other = tmp_path / "other.safetensors"
+    save_weights(CapsNet(SMALL), other)
+    path.write_bytes(other.read_bytes())  # new weights copied over, the old card left beside them
+    problem = card_mismatch(path, read_model_card(path), sha256_file(path))
+    assert problem is not None and "describes other weights" in problem
+    model_card_path(path).unlink()
+    assert "has no model card" in card_mismatch(path, read_model_card(path), sha256_file(path))
 
 
 def test_weights_alone_rebuild_the_model(saved: tuple[CapsNet, Path]) -> None:
@@ -84,6 +100,12 @@ def test_weights_move_between_devices(saved: tuple[CapsNet, Path]) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="weights file not found"):
         load_weights(tmp_path / "nope.safetensors")
+
+
+def test_a_directory_is_named_as_one_with_the_weights_inside(saved: tuple[CapsNet, Path]) -> None:
+    _, path = saved
+    with pytest.raises(CheckpointError, match=r"is a directory, not a weights file: .*capsnet\.safetensors"):
+        load_weights(path.parent)
 
 
 def test_corrupted_file(saved: tuple[CapsNet, Path]) -> None:

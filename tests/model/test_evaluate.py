@@ -21,6 +21,7 @@ from model.evaluate import (
     compare_errors,
     confusion_matrix,
     evaluate,
+    main,
     plot_training_curves,
     record_evaluation,
     summarize,
@@ -167,4 +168,13 @@ def test_console_script_exits_zero(shipped_weights: Path, tmp_path: Path) -> Non
     cmd = [str(script), "--weights", str(shipped_weights), "--limit", "20", "--out-dir", str(tmp_path)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.startswith("test accuracy ") and result.stderr == ""
+    assert result.stderr == ""  # the progress bar shows on a terminal only
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{shipped_weights}: the test split, 20 images, on cpu in fp32"
+    assert lines[1].startswith("test accuracy in fp32 ")
+    assert lines[-1] == f"wrote {tmp_path / 'confusion_matrix.png'}"
+
+
+def test_weights_that_cannot_load_end_the_command_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"^capsnet-evaluate: weights file not found: .*none\.safetensors$"):
+        main(["--weights", str(tmp_path / "none.safetensors")])
