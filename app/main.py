@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from app.batcher import Batcher
 from app.deps import require_api_key
@@ -70,7 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the package, not a CDN
+    app = FastAPIOffline(
         title="capsnet-serve",
         summary="A Capsule Network (Sabour, Frosst & Hinton 2017) that reads handwritten digits.",
         version="0.1.0",

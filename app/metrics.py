@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -75,7 +76,24 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            labels = (scope["method"], route, str(status))
+            labels = (scope["method"], route_template(scope), str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template, or `unmatched`.
+
+    FastAPI's routes put themselves in `scope["route"]`; plain Starlette ones (`/openapi.json`,
+    static mounts) leave only their `endpoint`, found here among the app's routes.
+    """
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    endpoint = scope.get("endpoint")
+    for candidate in getattr(scope.get("app"), "routes", []) if endpoint is not None else []:
+        if isinstance(candidate, Mount) and candidate.app is endpoint:
+            return f"{candidate.path}/{{path}}"
+        if getattr(candidate, "endpoint", None) is endpoint:
+            return candidate.path
+    return "unmatched"
