@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -91,23 +92,50 @@ def test_a_full_queue_refuses_at_once(model: CapsNet) -> None:
     asyncio.run(with_batcher(model, body, max_queue=4))
 
 
-def test_concurrent_http_requests_are_batched_together(make_client, png_bytes, digit_image) -> None:
-    client: TestClient = make_client(max_batch_wait_ms=100, max_batch_size=16)
+def metric(client: TestClient, name: str) -> dict[str, float]:
+    """The samples of one metric family from /metrics, by sample name (and `le` for buckets)."""
+    [family] = [f for f in text_string_to_metric_families(client.get("/metrics").text) if f.name == name]
+    return {s.name + (f"[{s.labels['le']}]" if "le" in s.labels else ""): s.value for s in family.samples}
+
+
+def test_http_requests_that_wait_on_a_running_pass_share_the_next_one(
+    make_client, png_bytes, digit_image
+) -> None:
+    client: TestClient = make_client(max_batch_size=16)
+    model = client.app.state.engine.batcher.model
+    forward, passes, release = model.poses, [], threading.Event()
+
+    def held_first_pass(x: torch.Tensor) -> torch.Tensor:
+        passes.append(len(x))
+        if len(passes) == 1:
+            release.wait(timeout=30)
+        return forward(x)
+
+    # preprocess=none: centring would make the shifted images one input, served from the cache
     uploads = [png_bytes(np.roll(digit_image, shift, axis=1)) for shift in range(-4, 4)]
 
     def post(data: bytes) -> int:
-        # preprocess=none: centring would make the shifted images one input, served from the cache
         files = {"file": ("d.png", data, "image/png")}
         return client.post("/v1/predict", files=files, params={"preprocess": "none"}).status_code
 
-    with ThreadPoolExecutor(len(uploads)) as pool:
-        assert list(pool.map(post, uploads)) == [200] * len(uploads)
-    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
-    samples = {s.name: s.value for s in families["capsnet_batch_size"].samples if not s.labels}
-    warm = {s.labels["le"]: s.value for s in families["capsnet_batch_size"].samples if "le" in s.labels}
-    assert samples["capsnet_batch_size_sum"] == len(uploads)
-    assert samples["capsnet_batch_size_count"] < len(uploads), "every image ran in its own forward pass"
-    assert warm["1.0"] < samples["capsnet_batch_size_count"]
+    model.poses = held_first_pass  # type: ignore[method-assign]
+    try:
+        with ThreadPoolExecutor(len(uploads)) as pool:
+            first = pool.submit(post, uploads[0])
+            while not passes:  # the first request holds the model
+                time.sleep(0.005)
+            rest = [pool.submit(post, data) for data in uploads[1:]]
+            while metric(client, "capsnet_queue_depth")["capsnet_queue_depth"] < len(rest):
+                time.sleep(0.005)
+            release.set()
+            statuses = [first.result(), *(f.result() for f in rest)]
+    finally:
+        release.set()
+        del model.poses
+    assert statuses == [200] * len(uploads)
+    assert passes == [1, len(rest)]
+    batches = metric(client, "capsnet_batch_size")
+    assert batches["capsnet_batch_size_count"] == 2 and batches["capsnet_batch_size_sum"] == len(uploads)
 
 
 def test_overload_answers_503_with_retry_after(make_client, monkeypatch, png_bytes, digit_image) -> None:

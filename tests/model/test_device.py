@@ -8,9 +8,10 @@ import torch
 from model.device import DeviceUnavailable, resolve_device
 
 
-def test_auto_picks_the_gpu_only_when_there_is_one() -> None:
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
+@pytest.mark.parametrize(("has_gpu", "expected"), [(True, "cuda"), (False, "cpu")])
+def test_auto_picks_the_gpu_only_when_there_is_one(monkeypatch, has_gpu: bool, expected: str) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: has_gpu)
+    assert resolve_device("auto") == torch.device(expected)
     assert resolve_device("cpu") == torch.device("cpu")
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import numpy as np
 from fastapi.testclient import TestClient
+from PIL import Image
 
 
 def test_predict_answers_one_entry_per_file_in_upload_order(
-    client: TestClient, png_bytes, digit_image
+    client: TestClient, make_client, png_bytes, digit_image
 ) -> None:
     images = [digit_image, np.roll(digit_image, 3, axis=1), digit_image.T.copy()]
     files = [("file", (f"{i}.png", png_bytes(img), "image/png")) for i, img in enumerate(images)]
@@ -21,7 +23,9 @@ def test_predict_answers_one_entry_per_file_in_upload_order(
         assert p["digit"] == int(np.argmax(p["scores"]))
         assert [t["digit"] for t in p["top_k"]][0] == p["digit"] and len(p["top_k"]) == 2
         assert p["links"]["reconstruction"] == f"/v1/reconstructions/{p['id']}.png"
-    single = [client.post("/v1/predict", files=[f]).json()["predictions"][0] for f in files]
+    # each image alone, through another service whose caches have never seen them
+    alone = make_client()
+    single = [alone.post("/v1/predict", files=[f]).json()["predictions"][0] for f in files]
     assert [p["id"] for p in predictions] == [p["id"] for p in single]
     assert np.allclose([p["scores"] for p in predictions], [p["scores"] for p in single], atol=1e-5)
 
@@ -48,10 +52,14 @@ def test_capsules_are_ten_poses_of_sixteen_whose_lengths_are_the_scores(
 
 
 def test_preprocess_none_feeds_a_28x28_image_as_it_is(client: TestClient, png_bytes, digit_image) -> None:
-    files = {"file": ("d.png", png_bytes(digit_image), "image/png")}
+    off_centre = np.roll(digit_image, 5, axis=1)  # auto would move it back to the centre of mass
+    files = {"file": ("d.png", png_bytes(off_centre), "image/png")}
     [p] = client.post("/v1/predict", files=files, params={"preprocess": "none"}).json()["predictions"]
     seen = client.get(p["links"]["input"])
-    assert seen.status_code == 200 and seen.content == client.get(f"/v1/inputs/{p['id']}.png").content
+    assert seen.status_code == 200
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(seen.content))), off_centre)
+    [auto] = client.post("/v1/predict", files=files).json()["predictions"]
+    assert auto["id"] != p["id"]
 
 
 def test_model_info_describes_what_is_served(client: TestClient) -> None:
