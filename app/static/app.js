@@ -306,7 +306,7 @@ function renderBars(scores, winner) {
 function renderTweakRows() {
   el.tweakRows.replaceChildren(...Array.from({ length: 16 }, (_, i) => {
     const item = document.createElement("li");
-    item.textContent = String(i + 1);
+    item.textContent = String(i); // numbered 0-15, as the API numbers them (dims=)
     return item;
   }));
   el.tweakMark.hidden = true;
@@ -325,7 +325,7 @@ function renderSliders(pose) {
     const row = document.createElement("div");
     row.className = "slider";
     const id = `pose-${i}`;
-    row.innerHTML = `<label for="${id}">dim ${String(i + 1).padStart(2, "0")}</label>
+    row.innerHTML = `<label for="${id}">dim ${String(i).padStart(2, "0")}</label>
       <input type="range" id="${id}" data-dim="${i}">
       <output for="${id}">±0.00</output>`;
     const input = row.querySelector("input");
@@ -333,7 +333,7 @@ function renderSliders(pose) {
     input.max = Math.min(value + TWEAK_RANGE, POSE_BOUND).toFixed(4);
     input.step = String(STEP);
     input.value = value.toFixed(4);
-    input.setAttribute("aria-label", `pose dimension ${i + 1}`);
+    input.setAttribute("aria-label", `pose dimension ${i}`);
     input.setAttribute("aria-valuetext", "unchanged");
     input.addEventListener("input", () => onSlider(input, row, i));
     input.addEventListener("focus", () => markTweakRow(i));

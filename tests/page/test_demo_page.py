@@ -77,6 +77,9 @@ def test_an_uploaded_mnist_digit_is_predicted_with_its_images(page, mnist, tmp_p
     # the tweak grid: 16 rows (pose dimensions) by 11 columns (steps), square cells
     width, height = page.eval_on_selector("#tweak", "img => [img.naturalWidth, img.naturalHeight]")
     assert width * 16 == height * 11
+    # pose dimensions are numbered 0-15 on the page, as the API's `dims` numbers them
+    assert page.locator("#tweak-rows li").all_text_contents() == [str(d) for d in range(16)]
+    assert page.text_content("label[for=pose-0]") == "dim 00"
 
 
 def test_a_dropped_mnist_digit_is_predicted(page, mnist, tmp_path):
@@ -119,7 +122,7 @@ def test_moving_a_pose_slider_redraws_the_reconstruction(page, mnist, tmp_path, 
     page.on("requestfinished", done)
     page.on("requestfailed", done)
 
-    slider = page.get_by_label("pose dimension 1", exact=True)
+    slider = page.get_by_label("pose dimension 0", exact=True)  # numbered as the API's dims
     slider.focus()
     for _ in range(25):  # +0.25: the far end of the paper's range
         page.keyboard.press("ArrowRight")
