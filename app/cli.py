@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 
 import uvicorn
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = get_settings()
         read_header(settings.weights)  # fail fast, before binding the port, on a wrong path
-    except (ValidationError, CheckpointError) as e:
+        ensure_port_free(settings.host, settings.port)
+    except (ValidationError, CheckpointError, PortInUse) as e:
         sys.exit(f"capsnet-serve: {e}")
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -56,3 +58,21 @@ def main(argv: list[str] | None = None) -> None:
         workers=1,
         timeout_graceful_shutdown=int(settings.drain_seconds),
     )
+
+
+class PortInUse(OSError):
+    """Another process listens on the address the service is configured for."""
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Binds and releases the address, as uvicorn will, so a taken port is said before any loading."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise PortInUse(
+                f"cannot listen on {host}:{port} ({e.strerror}): another process uses the port; "
+                "set CAPSNET_PORT to a free one"
+            ) from e

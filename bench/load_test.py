@@ -27,7 +27,6 @@ import asyncio
 import io
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -37,16 +36,11 @@ import httpx2
 import numpy as np
 from PIL import Image
 
+from app.testing import free_port, wait_ready
 from model.data import load_mnist
 
 REPO = Path(__file__).resolve().parent.parent
 ROW = "{:<12} {:>7} {:>8} {:>9} {:>8} {:>8} {:>8} {:>6}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def mnist_pngs(count: int) -> list[bytes]:
@@ -70,20 +64,6 @@ def start_server(port: int, batching: bool, weights: Path) -> subprocess.Popen:
     }
     cmd = [sys.executable, "-c", "from app.cli import main; main()"]
     return subprocess.Popen(cmd, env=env, cwd=REPO)
-
-
-def wait_ready(base: str, server: subprocess.Popen, timeout: float = 120.0) -> float:
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with code {server.returncode}")
-        try:
-            if httpx2.get(f"{base}/readyz", timeout=1.0).status_code == 200:
-                return time.perf_counter() - start
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"the server was not ready within {timeout} s")
 
 
 def resident_mb(pid: int) -> tuple[float, float]:

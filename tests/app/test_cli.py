@@ -15,11 +15,7 @@ from pathlib import Path
 import httpx2
 import numpy as np
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from app.testing import free_port, wait_ready
 
 
 def slow_multipart(png: bytes, boundary: str, pause_s: float) -> Iterator[bytes]:
@@ -36,7 +32,7 @@ def slow_multipart(png: bytes, boundary: str, pause_s: float) -> Iterator[bytes]
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_zero(
-    small_weights: Path, png_bytes: Callable[..., bytes], digit_image: np.ndarray
+    small_weights: Path, png_bytes: Callable[..., bytes], digit_image: np.ndarray, tmp_path: Path
 ) -> None:
     port = free_port()
     env = {
@@ -48,19 +44,12 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(
         "OMP_NUM_THREADS": "1",
     }
     cmd = [sys.executable, "-c", "from app.cli import main; main()"]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stdout.read()
-            try:
-                if httpx2.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server never became ready"
-            time.sleep(0.1)
+        wait_ready(base, server, 60, log)
 
         result: dict[str, httpx2.Response] = {}
         boundary = "capsnet-test-boundary"
@@ -86,3 +75,16 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_a_taken_port_is_named_with_the_setting_that_moves_it(small_weights: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "CAPSNET_WEIGHTS": str(small_weights), "CAPSNET_PORT": str(port)}
+        cmd = [sys.executable, "-c", "from app.cli import main; main()"]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "CAPSNET_PORT" in result.stderr
+    assert "loaded" not in result.stderr

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,15 +32,11 @@ from pathlib import Path
 import httpx2
 from PIL import Image, ImageDraw
 
+from app.testing import free_port, wait_ready
+
 START_TIMEOUT_S = 120
 INSTALL_TIMEOUT_S = 600
 CPU_INDEX = re.compile(r"\s--index-url\s+https://download\.pytorch\.org/whl/cpu")
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def install_steps(dockerfile) -> list[tuple[str, str]]:
@@ -110,14 +105,6 @@ def wait_for_healthcheck(command: list[str], env: dict, server: subprocess.Popen
     raise AssertionError("unreachable")
 
 
-def wait_until_ready(base_url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while httpx2.get(f"{base_url}/readyz", timeout=5).status_code != 200:
-        assert server.poll() is None, f"the server exited with {server.returncode}:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"/readyz never answered 200:\n{log.read_text()}"
-        time.sleep(0.5)
-
-
 def test_cpu_image_installs_starts_passes_its_healthcheck_predicts_and_stops_cleanly(
     cpu_dockerfile, repo, pyproject, tmp_path
 ):
@@ -162,7 +149,7 @@ def test_cpu_image_installs_starts_passes_its_healthcheck_predicts_and_stops_cle
     ).stdout.split()
     assert all(Path(f).is_relative_to(venv) for f in where), f"not served from the installed wheel: {where}"
 
-    port = free_loopback_port()
+    port = free_port()
     env = container_env(cpu_dockerfile, venv, root, repo, port)
     log = tmp_path / "server.log"
     with log.open("w") as out:
@@ -171,7 +158,7 @@ def test_cpu_image_installs_starts_passes_its_healthcheck_predicts_and_stops_cle
         _, healthcheck = cpu_dockerfile.healthcheck()
         wait_for_healthcheck(healthcheck, env, server, log)
         base_url = f"http://127.0.0.1:{port}"
-        wait_until_ready(base_url, server, log)
+        wait_ready(base_url, server, START_TIMEOUT_S, log)
 
         response = httpx2.post(
             f"{base_url}/v1/predict", files={"file": ("seven.png", digit_png(), "image/png")}, timeout=60
