@@ -107,8 +107,8 @@ def add_metadata(proto: onnx.ModelProto, identity: Identity, card: dict[str, Any
     """The card's fields as metadata_props (JSON strings), readable by any ONNX consumer."""
     proto.producer_name = "capsnet-serve"
     proto.doc_string = "Capsule Network (Sabour, Frosst & Hinton 2017) reading MNIST-style digits"
-    props = {"name": identity.name, "version": identity.version, "weights_sha256": identity.sha256}
-    props |= {key: json.dumps(value) for key, value in card.items() if key != "training"}
+    props = {key: json.dumps(value) for key, value in card.items() if key != "training"}
+    props |= {"name": identity.name, "version": identity.version, "weights_sha256": identity.sha256}
     onnx.helper.set_model_props(proto, props)
 
 
