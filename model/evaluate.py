@@ -28,7 +28,7 @@ except ModuleNotFoundError as e:  # a serving-only install
 
 from model.capsnet import CapsNet
 from model.checkpoint import CheckpointError, load_weights, model_card_path, read_model_card, write_model_card
-from model.data import DataError, Split, load_mnist
+from model.data import DataError, Split, load_mnist, sha256_file
 from model.device import DeviceUnavailable, resolve_device
 from model.precision import Precision, autocast
 
@@ -194,6 +194,8 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Any]:
         written.append(args.out_dir / "training_curves.png")
         plot_training_curves(args.metrics_log, written[-1], validation)
     if args.update_card:
+        # the card now vouches for exactly these weights: record which, by hash
+        card = {**card, "weights_sha256": sha256_file(args.weights)}
         write_model_card(args.weights, record_evaluation(card, result))
         written.append(model_card_path(args.weights))
     low, high = result["accuracy_95ci"]

@@ -16,7 +16,8 @@ from PIL import Image
 
 import model.evaluate as evaluate_module
 from model.capsnet import CapsNet, CapsNetConfig
-from model.checkpoint import read_model_card, save_weights
+from model.checkpoint import read_model_card, save_weights, write_model_card
+from model.data import sha256_file
 from model.evaluate import (
     compare_errors,
     confusion_matrix,
@@ -89,6 +90,7 @@ def test_cli_reports_and_updates_the_card(tmp_path: Path) -> None:
     torch.manual_seed(0)
     weights = tmp_path / "w.safetensors"
     save_weights(CapsNet(CapsNetConfig(conv1_channels=8, primary_types=2)), weights)
+    write_model_card(weights, {**read_model_card(weights), "weights_sha256": "of weights copied over"})
     log = tmp_path / "metrics.jsonl"
     log.write_text(
         "".join(
@@ -124,6 +126,7 @@ def test_cli_reports_and_updates_the_card(tmp_path: Path) -> None:
     )
     assert result["images"] == 200 and 0 <= result["accuracy"] <= 1
     assert read_model_card(weights)["evaluation"]["accuracy"] == result["accuracy"]
+    assert read_model_card(weights)["weights_sha256"] == sha256_file(weights)
     for name in ("confusion_matrix.png", "training_curves.png"):
         assert Image.open(out / name).size[0] > 300
     shutil.rmtree(out)
