@@ -410,10 +410,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"capsnet-train: {e}")
     except KeyboardInterrupt:
         saved = args.out_dir / CHECKPOINT
-        where = f"{saved} holds the last finished epoch: add --resume to continue" if saved.exists() else (
-            "no epoch finished, nothing was saved"
-        )
-        sys.exit(f"\ncapsnet-train: interrupted; {where}")
+        if saved.exists():
+            sys.exit(f"\ncapsnet-train: interrupted; {saved} holds the last finished epoch: add --resume")
+        sys.exit("\ncapsnet-train: interrupted before an epoch finished; nothing was saved")
 
 
 def train(args: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +119,20 @@ def test_a_run_killed_at_any_moment_resumes_without_repeating_an_epoch(tmp_path:
     assert [r["epoch"] for r in records] == list(range(1, done + 2))
     assert records[-1]["lr"] == pytest.approx(1e-3 * 0.96**done)  # the decay survived the kill
     assert load_training_state(tmp_path / "checkpoint.pt")["epoch"] == done + 1
+
+
+def test_ctrl_c_ends_with_one_line_saying_how_to_resume(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "model.train", *TINY_RUN, "--epochs", "50", "--out-dir", str(tmp_path)]
+    run = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "metrics.jsonl").exists():
+        assert run.poll() is None and time.monotonic() < deadline, "epoch 1 did not finish"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 1
+    assert "Traceback" not in stderr
+    assert f"interrupted; {tmp_path / 'checkpoint.pt'} holds the last finished epoch: add --resume" in stderr
 
 
 def test_a_fresh_run_refuses_a_directory_holding_another_run(tmp_path: Path, capsys) -> None:
