@@ -8,9 +8,10 @@ model idle runs at once, alone, as fast as the unbatched path; the images that a
 pass runs are the next batch, so batches grow with the load by themselves. Only under load (the
 queue not empty when a pass ends) may the next batch wait up to `max_wait_s` more to fill.
 
-A failed pass fails every future of its batch; a full queue refuses new work at once (503)
-instead of growing without bound. Decoder work (reconstructions, tweak grids) runs on the same
-thread, so only one thread ever touches the model, in the configured precision.
+A failed pass fails every future of its batch. The data plane's admission bounds what is queued
+here (images and decoder work alike), so the queue never fills. Decoder work (reconstructions,
+tweak grids) runs on the same thread, so only one thread ever touches the model, in the
+configured precision.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from app.errors import ModelNotReady, Overloaded
+from app.errors import ModelNotReady
 from app.metrics import Metrics
 from model.capsnet import CapsNet
 from model.precision import Precision, autocast
@@ -75,8 +76,6 @@ class Batcher:
 
     async def poses(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) -> (N, 10, 16) digit capsule poses; the N images may share batches with others."""
-        if self._queue.maxsize - self._queue.qsize() < len(images):
-            raise Overloaded(f"{self._queue.qsize()} images are already waiting for the model; retry shortly")
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in images]
         now = time.perf_counter()

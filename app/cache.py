@@ -1,13 +1,15 @@
-"""A bounded least-recently-used map for the inputs and PNGs that prediction links point to.
+"""A least-recently-used map bounded in bytes: rendered PNGs and preprocessed inputs with their poses.
 
-Used only from the event loop, so it needs no lock. Keys are content hashes plus parameters,
-so an entry never goes stale; once evicted, its link answers 404.
+Entries vary from a few hundred bytes to megabytes (a large tweak grid), so a bound on the entry
+count would not bound memory; each value's size is measured when it is put. A value larger than
+the whole bound is not kept. Used only from the event loop, so it needs no lock. Keys are content
+hashes plus parameters, so an entry never goes stale.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -15,21 +17,30 @@ V = TypeVar("V")
 
 
 class LruCache(Generic[K, V]):  # noqa: UP046 (the project supports Python 3.11)
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[K, V] = OrderedDict()
+    def __init__(self, max_bytes: int, size: Callable[[V], int]) -> None:
+        self.max_bytes, self.size = max_bytes, size
+        self.bytes = 0
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
 
     def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        nbytes = self.size(value)
+        if nbytes > self.max_bytes:
+            return
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        self._items[key] = (value, nbytes)
+        self.bytes += nbytes
+        while self.bytes > self.max_bytes:
+            _, (_, evicted) = self._items.popitem(last=False)
+            self.bytes -= evicted
 
     def __len__(self) -> int:
         return len(self._items)

@@ -3,20 +3,26 @@
 One worker on purpose: each worker process would load its own copy of the model (and take its
 own share of the GPU) and batch only its own requests. Scale out with replicas instead.
 On SIGTERM uvicorn stops accepting connections, lets in-flight requests finish for up to
-CAPSNET_DRAIN_SECONDS, then runs the lifespan shutdown.
+CAPSNET_DRAIN_SECONDS, answers what is still running 503 (retry elsewhere), then runs the lifespan
+shutdown. Weights that cannot be loaded stop the server too, and the process exits 1 with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import copy
 import signal
 import socket
 import sys
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
+from uvicorn.config import LOGGING_CONFIG
 
+from app.main import LOG_FORMAT, create_app
+from app.request_id import install_log_record_factory
+from app.server import bounded_protocol
 from app.settings import Settings, get_settings
 from model.checkpoint import CheckpointError, read_header
 
@@ -44,20 +50,36 @@ def main(argv: list[str] | None = None) -> None:
         ensure_port_free(settings.host, settings.port)
     except (ValidationError, CheckpointError, PortInUse) as e:
         sys.exit(f"capsnet-serve: {e}")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # uvicorn drains, restores the handler it found and re-raises SIGTERM: exiting 0 there makes
-    # a requested stop a clean exit (status 0), not a death by signal (143 under Docker).
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(
-        "app.main:app",
+    install_log_record_factory()
+    app = create_app()
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=log_config(),
         workers=1,
+        http=bounded_protocol(settings.header_timeout_s, settings.body_timeout_s, settings.max_connections),
         timeout_graceful_shutdown=int(settings.drain_seconds),
     )
+    server = uvicorn.Server(config)
+    app.state.stop = lambda: setattr(server, "should_exit", True)
+    # uvicorn drains, restores the handler it found and re-raises SIGTERM: exiting 0 there makes
+    # a requested stop a clean exit (status 0), not a death by signal (143 under Docker).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    server.run()
+    if app.state.load_error is not None:
+        sys.exit(f"capsnet-serve: could not load the model: {app.state.load_error}")
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, every line (access lines included) in our format with the request id."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["default"]["fmt"] = LOG_FORMAT
+    request = '%(client_addr)s - "%(request_line)s" %(status_code)s'
+    config["formatters"]["access"]["fmt"] = LOG_FORMAT.replace("%(message)s", request)
+    config["loggers"]["capsnet"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 class PortInUse(OSError):

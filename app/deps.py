@@ -1,4 +1,5 @@
-"""Dependencies shared by the routes, as `Annotated` aliases, and the query parameters they share."""
+"""Dependencies shared by the routes, as `Annotated` aliases, the query parameters they share, and
+each route's documented error statuses."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
 
-from app.engine import Engine
-from app.errors import ModelNotReady, Unauthorized
+from app.engine import DataPlane
+from app.errors import ModelLoadFailed, ModelNotReady, Unauthorized
 from app.imaging import Preprocess
-from app.schemas import ErrorResponse
+from app.schemas import EXAMPLE_PNG_BASE64, ErrorResponse
 from app.settings import Settings, get_settings
 from app.uploads import read_images
 
@@ -21,11 +22,14 @@ api_key_header = APIKeyHeader(
 )
 
 
-def get_engine(request: Request) -> Engine:
-    engine: Engine | None = request.app.state.engine
-    if engine is None:
+def get_plane(request: Request) -> DataPlane:
+    plane: DataPlane | None = request.app.state.plane
+    if plane is None:
+        failure = request.app.state.load_error
+        if failure is not None:
+            raise ModelLoadFailed(f"the model failed to load and this process is stopping: {failure}")
         raise ModelNotReady("the model is still loading; retry shortly")
-    return engine
+    return plane
 
 
 def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)]) -> None:
@@ -40,7 +44,7 @@ async def uploaded_images(request: Request, settings: SettingsDep) -> list[bytes
     return await read_images(request, settings)
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
+PlaneDep = Annotated[DataPlane, Depends(get_plane)]
 ImagesDep = Annotated[list[bytes], Depends(uploaded_images)]
 PreprocessQuery = Annotated[
     Preprocess, Query(description="auto: MNIST-style preprocessing; none: a 28x28 image fed as it is")
@@ -50,17 +54,33 @@ DigitQuery = Annotated[
     int | None, Query(ge=0, le=9, description="the capsule to decode (default: predicted)")
 ]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in {
-        400: "empty body, undecodable image or malformed upload",
-        401: "missing or wrong X-API-Key (only when the server sets CAPSNET_API_KEY)",
-        413: "upload over CAPSNET_MAX_UPLOAD_BYTES, or an image over CAPSNET_MAX_IMAGE_PIXELS",
-        415: "unsupported content type or image format",
-        422: "no digit found, too many images, or a parameter out of range",
-        503: "model still loading, or overloaded (see Retry-After)",
-    }.items()
+ERROR_STATUSES = {
+    400: "empty body, undecodable image, malformed upload or JSON",
+    401: "missing or wrong X-API-Key (only when the server sets CAPSNET_API_KEY)",
+    404: "a link this service did not make",
+    413: "body over CAPSNET_MAX_UPLOAD_BYTES, or an image over CAPSNET_MAX_IMAGE_PIXELS",
+    415: "unsupported content type or image format",
+    422: "no digit found, too many images, a parameter out of range or a PNG over the output limit",
+    503: "model loading or failed to load, overloaded, or shutting down (see Retry-After)",
 }
+RETRY_AFTER = {
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` for these error statuses, all in the one error format."""
+    return {
+        status: {
+            "model": ErrorResponse,
+            "description": ERROR_STATUSES[status],
+            **({"headers": RETRY_AFTER} if status == 503 else {}),
+        }
+        for status in statuses
+    }
+
+
+UPLOAD_ERRORS = errors(400, 401, 413, 415, 422, 503)
 IMAGE_UPLOAD: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -82,7 +102,7 @@ IMAGE_UPLOAD: dict[str, Any] = {
                     },
                     "required": ["images"],
                 },
-                "example": {"images": ["iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAA..."]},
+                "example": {"images": [EXAMPLE_PNG_BASE64]},
             },
         },
     }

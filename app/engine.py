@@ -1,9 +1,14 @@
-"""The serving pipeline behind the routes: upload -> preprocess -> batcher -> model -> PNG.
+"""The data plane: the one call every transport makes, and the only code that knows the batcher,
+the caches and the limits (KServe's `DataPlane`).
 
-Each preprocessed input gets an id, the hash of its 28x28 pixels, and is kept with its poses in
-a bounded cache: the links in a prediction (`/v1/reconstructions/{id}.png`, ...) render from it
-later, and sending the same image again skips the forward pass. Rendered PNGs are cached too,
-keyed by the id and every parameter that changes the picture.
+A transport (the /v1 routes, or any other protocol) turns its wire format into one of these calls:
+`infer` (uploaded files) or `infer_pixels` (tensors) for poses and scores, `render_upload`,
+`render_link` and `decode` for PNGs. Each call first computes what it will cost from its
+parameters and the model's config (a 4xx if it could never be afforded), then passes the one
+admission door (503 + Retry-After if it cannot be afforded now), and only then decodes images,
+queues for the model and encodes. Inputs are quantised to 8 bits, named by the hash of their
+pixels and kept with their poses in a byte-bounded cache, so repeats skip the model; rendered
+PNGs are cached the same way, keyed by the input and every parameter that changes the picture.
 """
 
 from __future__ import annotations
@@ -18,19 +23,22 @@ import numpy as np
 import torch
 from starlette.concurrency import run_in_threadpool
 
-from app import png
+from app import links, png
+from app.admission import Admission
 from app.batcher import Batcher
 from app.cache import LruCache
-from app.errors import NotFound
+from app.errors import InvalidParameter, TooManyImages
 from app.imaging import Preprocess, prepare
 from app.metrics import Metrics
+from app.renders import DecodePng, Geometry, InputPng, PngParams, ReconstructionPng, TweakPng
+from app.settings import Settings
 from model.capsnet import CapsNet
 
 
 @dataclass(frozen=True)
 class Sample:
-    id: str
-    image: np.ndarray  # (28, 28) float32, what the model saw
+    key: str  # the hash of `image`: the caches' key
+    image: np.ndarray  # (28, 28) float32 on 256 levels, what the model saw
     poses: np.ndarray  # (10, 16) float32
 
     @property
@@ -41,83 +49,89 @@ class Sample:
     def digit(self) -> int:
         return int(self.lengths.argmax())
 
-
-@dataclass(frozen=True)
-class InputPng:
-    scale: int = 1
-
-
-@dataclass(frozen=True)
-class ReconstructionPng:
-    digit: int | None = None  # None: the predicted digit
-    scale: int = 1
-    side_by_side: bool = False
+    @property
+    def token(self) -> str:
+        """The input itself, compactly: its id in responses and in PNG links any replica can render."""
+        return links.token(self.image)
 
 
-@dataclass(frozen=True)
-class TweakPng:
-    digit: int | None = None
-    dims: tuple[int, ...] = tuple(range(16))
-    steps: int = 11
-    low: float = -0.25
-    high: float = 0.25
-    scale: int = 1
-
-
-PngParams = InputPng | ReconstructionPng | TweakPng
-
-
-class Engine:
-    def __init__(self, batcher: Batcher, info: dict[str, Any], metrics: Metrics, cache_entries: int) -> None:
+class DataPlane:
+    def __init__(self, batcher: Batcher, info: dict[str, Any], metrics: Metrics, settings: Settings) -> None:
         self.batcher, self.info, self.metrics = batcher, info, metrics
-        self.samples: LruCache[str, Sample] = LruCache(cache_entries)
-        self.pngs: LruCache[tuple[str, PngParams], bytes] = LruCache(cache_entries)
+        self.geometry = Geometry.of(batcher.model.config, settings.max_output_pixels)
+        self.max_image_pixels = settings.max_image_pixels
+        self.admission = Admission(images=settings.max_queue, pixels=settings.max_render_pixels)
+        self.samples: LruCache[str, Sample] = LruCache(settings.sample_cache_bytes, sample_bytes)
+        self.pngs: LruCache[tuple[str, PngParams], bytes] = LruCache(settings.png_cache_bytes, len)
 
-    async def ingest(self, files: list[bytes], preprocess: Preprocess, max_pixels: int) -> list[Sample]:
-        """Preprocesses every file (off the event loop), then runs the new ones through the model."""
+    async def infer(self, files: list[bytes], preprocess: Preprocess) -> list[Sample]:
+        """Encoded images -> their samples (poses and scores), in order."""
+        async with self.admission.admit(images=len(files)):
+            return await self._samples(await self._prepare(files, preprocess))
+
+    async def infer_pixels(self, pixels: np.ndarray) -> list[Sample]:
+        """(N, side, side) floats in [0, 1], already preprocessed -> their samples, in order."""
+        side = self.geometry.side
+        if pixels.ndim != 3 or pixels.shape[1:] != (side, side) or not np.isfinite(pixels).all():
+            raise InvalidParameter(f"expected finite images of shape (N, {side}, {side}), got {pixels.shape}")
+        async with self.admission.admit(images=len(pixels)):
+            return await self._samples(links.quantise(pixels))
+
+    async def render_upload(self, files: list[bytes], preprocess: Preprocess, params: PngParams) -> bytes:
+        """One uploaded image -> the PNG `params` describe."""
+        pixels = self.geometry.check(params)
+        if len(files) != 1:
+            raise TooManyImages(f"this endpoint takes one image, got {len(files)}")
+        async with self.admission.admit(images=1, pixels=pixels):
+            [sample] = await self._samples(await self._prepare(files, preprocess))
+            return await self._render(sample, params)
+
+    async def render_link(self, token: str, params: PngParams) -> bytes:
+        """A link's token (made by any replica) -> the PNG `params` describe."""
+        pixels = self.geometry.check(params)
+        image = links.image(token, self.geometry.side)
+        cached = self.pngs.get((content_id(image), params))
+        if cached is not None:
+            return cached
+        async with self.admission.admit(images=1, pixels=pixels):
+            [sample] = await self._samples(image[None])
+            return await self._render(sample, params)
+
+    async def decode(self, params: DecodePng) -> bytes:
+        """What the decoder draws for one capsule's pose (the other capsules are masked anyway)."""
+        pixels = self.geometry.check(params)
+        async with self.admission.admit(pixels=pixels):
+            poses = np.zeros((1, self.geometry.classes, self.geometry.pose_dims), dtype=np.float32)
+            poses[0, params.digit] = params.pose
+            image = await self.batcher.run(decode_poses(poses, params.digit))
+            return await self._encode(image, params.scale)
+
+    async def _prepare(self, files: list[bytes], preprocess: Preprocess) -> np.ndarray:
+        """Decodes and preprocesses off the event loop -> (N, side, side) on 256 levels."""
         start = time.perf_counter()
-        images = [await run_in_threadpool(prepare, data, preprocess, max_pixels) for data in files]
+        images = [await run_in_threadpool(prepare, data, preprocess, self.max_image_pixels) for data in files]
         self.metrics.stage.labels("preprocess").observe(time.perf_counter() - start)
-        ids = [hashlib.sha256(image.tobytes()).hexdigest()[:32] for image in images]
-        found = {sample_id: s for sample_id in ids if (s := self.samples.get(sample_id)) is not None}
-        new = {
-            sample_id: image for sample_id, image in zip(ids, images, strict=True) if sample_id not in found
-        }
+        return links.quantise(np.stack(images))
+
+    async def _samples(self, images: np.ndarray) -> list[Sample]:
+        """Quantised images -> samples; only those not in the cache go through the model."""
+        keys = [content_id(image) for image in images]
+        found = {key: s for key in keys if (s := self.samples.get(key)) is not None}
+        new = {key: image for key, image in zip(keys, images, strict=True) if key not in found}
         if new:
             poses = await self.batcher.poses(np.stack(list(new.values())))
-            for (sample_id, image), pose in zip(new.items(), poses, strict=True):
-                found[sample_id] = Sample(sample_id, image, pose)
-                self.samples.put(sample_id, found[sample_id])
-        return [found[sample_id] for sample_id in ids]
+            for (key, image), pose in zip(new.items(), poses, strict=True):
+                found[key] = Sample(key, image, pose)
+                self.samples.put(key, found[key])
+        return [found[key] for key in keys]
 
-    def sample(self, sample_id: str) -> Sample:
-        sample = self.samples.get(sample_id)
-        if sample is None:
-            raise NotFound(f"no input with id {sample_id}: never sent, or evicted from the cache since")
-        return sample
-
-    async def render(self, sample: Sample, params: PngParams) -> bytes:
-        """The PNG for `sample` under `params`, from the cache when it was made before."""
-        key = (sample.id, params)
+    async def _render(self, sample: Sample, params: PngParams) -> bytes:
+        key = (sample.key, params)
         cached = self.pngs.get(key)
         if cached is not None:
             return cached
-        pixels = await self._pixels(sample, params)
-        data = await self.encode(pixels, params.scale)
+        data = await self._encode(await self._pixels(sample, params), params.scale)
         self.pngs.put(key, data)
-        return data
-
-    async def decode(self, digit: int, pose: list[float], scale: int) -> bytes:
-        """What the decoder draws for one capsule's pose (the other nine are masked anyway)."""
-        poses = np.zeros((1, 10, 16), dtype=np.float32)
-        poses[0, digit] = pose
-        image = await self.batcher.run(decode_poses(poses, digit))
-        return await self.encode(image, scale)
-
-    async def encode(self, pixels: np.ndarray, scale: int) -> bytes:
-        start = time.perf_counter()
-        data = await run_in_threadpool(png.encode, pixels, scale)
-        self.metrics.stage.labels("encode").observe(time.perf_counter() - start)
         return data
 
     async def _pixels(self, sample: Sample, params: PngParams) -> np.ndarray:
@@ -127,8 +141,24 @@ class Engine:
         if isinstance(params, ReconstructionPng):
             image = await self.batcher.run(decode_poses(sample.poses[None], digit))
             return png.side_by_side(sample.image, image) if params.side_by_side else image
-        grid = await self.batcher.run(tweak_grid(sample.poses, digit, params))
+        assert isinstance(params, TweakPng)
+        dims = self.geometry.dims(params)
+        grid = await self.batcher.run(tweak_grid(sample.poses, digit, dims, params))
         return png.tile(grid)
+
+    async def _encode(self, pixels: np.ndarray, scale: int) -> bytes:
+        start = time.perf_counter()
+        data = await run_in_threadpool(png.encode, pixels, scale)
+        self.metrics.stage.labels("encode").observe(time.perf_counter() - start)
+        return data
+
+
+def content_id(image: np.ndarray) -> str:
+    return hashlib.sha256(image.tobytes()).hexdigest()[:32]
+
+
+def sample_bytes(sample: Sample) -> int:
+    return sample.image.nbytes + sample.poses.nbytes + 256  # the arrays and the objects around them
 
 
 Work = Callable[[CapsNet, torch.device], np.ndarray]
@@ -139,23 +169,18 @@ def decode_poses(poses: np.ndarray, digit: int) -> Work:
 
     def work(model: CapsNet, device: torch.device) -> np.ndarray:
         digits = torch.tensor([digit], device=device)
-        return model.decoder(torch.from_numpy(poses).to(device), digits)[0, 0].cpu().numpy()
+        return model.decoder(torch.from_numpy(poses).to(device), digits)[0, 0].float().cpu().numpy()
 
     return work
 
 
-def tweak_grid(poses: np.ndarray, digit: int, params: TweakPng) -> Work:
+def tweak_grid(poses: np.ndarray, digit: int, dims: tuple[int, ...], params: TweakPng) -> Work:
     """Figure 4 of the paper for one input: (dims, steps, 28, 28)."""
 
     def work(model: CapsNet, device: torch.device) -> np.ndarray:
         grid = model.tweak_grid(
-            torch.from_numpy(poses).to(device),
-            digit,
-            list(params.dims),
-            params.low,
-            params.high,
-            params.steps,
+            torch.from_numpy(poses).to(device), digit, list(dims), params.low, params.high, params.steps
         )  # (dims, steps, 1, 28, 28)
-        return grid[:, :, 0].cpu().numpy()
+        return grid[:, :, 0].float().cpu().numpy()
 
     return work

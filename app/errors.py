@@ -1,11 +1,14 @@
 """Error types raised where a problem is found, and the one place that maps them to HTTP.
 
 Every failure a client sees, including FastAPI's own validation errors and unknown routes, has
-the same body: `{"error": {"code": ..., "message": ..., "details": ...}}`.
+the same body: `{"error": {"code": ..., "message": ..., "details": ..., "request_id": ...}}`, the
+id also being in the `X-Request-ID` header and in every log line about the request. A client that
+goes away before its answer is counted as 499 (nginx's "client closed request"), not as a failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -13,6 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.request_id import current_request_id
 
 log = logging.getLogger("capsnet.serve")
 
@@ -79,12 +86,22 @@ class ModelNotReady(ServiceError):
     headers = {"Retry-After": "5"}
 
 
+class ModelLoadFailed(ServiceError):
+    """The weights could not be loaded: this process is on its way out, another replica may answer."""
+
+    status, code = 503, "model_load_failed"
+    headers = {"Retry-After": "5"}
+
+
 class Overloaded(ServiceError):
     status, code = 503, "overloaded"
     headers = {"Retry-After": "1"}
 
 
+CLIENT_CLOSED_REQUEST = 499
+TIMED_OUT = "read_timed_out"  # set in the request's state by the server when it cut a slow client off
 HTTP_CODES = {
+    400: "invalid_body",
     404: "not_found",
     405: "method_not_allowed",
     413: "upload_too_large",
@@ -96,6 +113,7 @@ def error_response(status: int, code: str, message: str, details: Any = None, he
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
+    body["request_id"] = current_request_id()
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
@@ -114,13 +132,62 @@ async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONRe
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "the server failed to handle this request")
+async def on_client_disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    """The connection closed mid-request: nobody reads this answer, but the metrics count it.
+
+    499 when the client left, 408 when the server cut off a client too slow to send its request.
+    """
+    if getattr(request.state, TIMED_OUT, False):
+        return error_response(408, "request_timeout", "the request took too long to arrive")
+    log.info("the client disconnected before %s %s was answered", request.method, request.url.path)
+    return error_response(CLIENT_CLOSED_REQUEST, "client_closed_request", "the client disconnected")
+
+
+class LastResortMiddleware:
+    """Answers what escaped every handler, in the error format, inside the request-id middleware.
+
+    An unexpected exception is a 500 with its traceback logged. A request whose task the server
+    cancels (uvicorn does so to whatever is still running when the SIGTERM drain time is over) gets
+    a retryable 503 with `Connection: close`, so a client or proxy can send it to another replica.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except asyncio.CancelledError:
+            if started:
+                raise
+            log.warning(
+                "answering 503: the drain time ran out before %s %s was done", scope["method"], scope["path"]
+            )
+            headers = {"Retry-After": "1", "Connection": "close"}
+            response = error_response(
+                503, "shutting_down", "the server is shutting down; retry", headers=headers
+            )
+            await response(scope, receive, send)  # the task ends here, answered, instead of dying
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            response = error_response(500, "internal_error", "the server failed to handle this request")
+            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)

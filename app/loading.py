@@ -62,12 +62,28 @@ def load_model(settings: Settings) -> LoadedModel:
     return LoadedModel(model, device, precision, info, seconds)
 
 
+class WarmUpFailed(RuntimeError):
+    """The weights load but do not compute: serving them would answer garbage."""
+
+
 def warm_up(model: CapsNet, device: torch.device, precision: Precision, batch_size: int) -> None:
-    """One pass at the largest batch size first, so the first request pays no allocation cost."""
+    """One pass at the largest batch size first, so the first request pays no allocation cost.
+
+    Its outputs must be finite: weights holding NaN or infinity load without complaint, and would
+    otherwise answer every request with `null` scores.
+    """
+    side = model.config.image_size
     with torch.inference_mode(), autocast(device, precision):
-        images = torch.zeros(batch_size, 1, 28, 28, device=device)
-        model.reconstruct(model.poses(images))
-        model.tweak_grid(model.poses(images[:1])[0], digit=0)
+        images = torch.full((batch_size, 1, side, side), 0.5, device=device)
+        poses = model.poses(images)
+        outputs = {
+            "scores": poses.norm(dim=-1),
+            "reconstructions": model.reconstruct(poses),
+            "tweak grid": model.tweak_grid(poses[0], digit=0),
+        }
+    for name, values in outputs.items():
+        if not torch.isfinite(values).all():
+            raise WarmUpFailed(f"the warm-up pass gave non-finite {name}: the weights hold NaN or infinity")
 
 
 class UnservableWeights(CheckpointError):

@@ -1,7 +1,9 @@
 """`create_app()`: the lifespan that loads the model, the routers, the middleware, the error handlers.
 
 The weights load in a background task started by the lifespan, so the server answers /healthz
-at once and /readyz with 503 until the model is loaded and warmed up. Settings come from the
+at once and /readyz with 503 until the model is loaded and warmed up. A load that fails is
+terminal: the reason is logged and `app.state.stop` (set by `capsnet-serve` to stop uvicorn) is
+called, so the process exits non-zero and its supervisor restarts it. Settings come from the
 `get_settings` dependency (overrides included); only CORS, a middleware fixed when the app is
 built, reads them at build time.
 """
@@ -19,10 +21,11 @@ from fastapi_offline import FastAPIOffline
 
 from app.batcher import Batcher
 from app.deps import require_api_key
-from app.engine import Engine
-from app.errors import install_error_handlers
+from app.engine import DataPlane
+from app.errors import LastResortMiddleware, install_error_handlers
 from app.loading import load_model
 from app.metrics import HttpMetricsMiddleware, Metrics
+from app.request_id import RequestIdMiddleware, install_log_record_factory
 from app.routes import health, images, meta, page, predict
 from app.settings import Settings, get_settings
 
@@ -30,13 +33,14 @@ log = logging.getLogger("capsnet.serve")
 
 
 async def start_engine(app: FastAPI, settings: Settings) -> None:
-    """Loads in a worker thread, then starts the batcher; a failure is logged and shown on /readyz."""
+    """Loads in a worker thread, then starts the batcher; a failure is logged and stops the server."""
     metrics: Metrics = app.state.metrics
     try:
         loaded = await asyncio.to_thread(load_model, settings)
     except Exception as e:
-        log.exception("could not load the model from %s", settings.weights)
+        log.critical("could not load the model from %s: %s; stopping", settings.weights, e)
         app.state.load_error = str(e)
+        app.state.stop()
         return
     batcher = Batcher(
         loaded.model,
@@ -49,24 +53,23 @@ async def start_engine(app: FastAPI, settings: Settings) -> None:
     )
     batcher.start()
     metrics.model_load.set(loaded.seconds)
-    app.state.engine = Engine(batcher, loaded.info, metrics, settings.cache_entries)
+    app.state.plane = DataPlane(batcher, loaded.info, metrics, settings)
     metrics.ready.set(1)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.dependency_overrides.get(get_settings, get_settings)()
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # no-op if configured
-    logging.getLogger("capsnet").setLevel(settings.log_level.upper())
-    app.state.engine, app.state.load_error = None, None
+    configure_logging(settings.log_level)
+    app.state.plane, app.state.load_error = None, None
     loading = asyncio.create_task(start_engine(app, settings))
     try:
         yield
     finally:
         loading.cancel()
         await asyncio.gather(loading, return_exceptions=True)
-        if app.state.engine is not None:
-            await app.state.engine.batcher.close()
+        if app.state.plane is not None:
+            await app.state.plane.batcher.close()
         app.state.metrics.ready.set(0)
 
 
@@ -79,7 +82,8 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
-    app.state.engine, app.state.load_error = None, None
+    app.state.plane, app.state.load_error = None, None
+    app.state.stop = lambda: None  # capsnet-serve replaces it with "stop uvicorn"
     app.include_router(health.router)
     secured = [Depends(require_api_key)]
     for resource in (predict, images, meta):
@@ -90,10 +94,27 @@ def create_app() -> FastAPI:
     origins = get_settings().cors_origins
     if origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
         )
+    # Outermost last: metrics see every final status, the request id covers the last-resort answers.
+    app.add_middleware(LastResortMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Every log line names the request it is about ("-" outside one)."""
+    install_log_record_factory()
+    logging.basicConfig(format=LOG_FORMAT)  # a no-op where logging is already set up
+    logging.getLogger("capsnet").setLevel(level.upper())
 
 
 app = create_app()

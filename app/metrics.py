@@ -54,7 +54,7 @@ class Metrics:
 class HttpMetricsMiddleware:
     """Pure ASGI middleware (no BaseHTTPMiddleware): it sees the final status of every response.
 
-    Routes are labelled by their template (`/v1/inputs/{sample_id}.png`), and unmatched paths as
+    Routes are labelled by their template (`/v1/inputs/{token}.png`), and unmatched paths as
     `unmatched`, so that label values stay few whatever clients request.
     """
 

@@ -8,6 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 POSE_BOUND = 1.0  # capsule outputs are squashed to length < 1, so no coordinate goes beyond this
 PoseValue = Annotated[float, Field(ge=-POSE_BOUND, le=POSE_BOUND, allow_inf_nan=False)]
+# A 28x28 PNG of a "1" (a bar with a foot): a valid upload for the OpenAPI examples.
+EXAMPLE_PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAJElEQVR42mNgGGSAEZnzH02ACZ/OUckBkmREiS80"
+    "MfKNHXQAAKbqAiPRgjl5AAAAAElFTkSuQmCC"
+)
+EXAMPLE_ID = "AXjaY2AYnOA_EIzKDWK5_3BAPblBAADH_Vmn"  # that image's token, as a prediction names it
 SCORES_EXAMPLE = [0.02, 0.01, 0.03, 0.02, 0.05, 0.01, 0.01, 0.98, 0.02, 0.04]
 
 
@@ -17,6 +23,7 @@ class ErrorBody(BaseModel):
         examples=["no digit found: the image has no ink that stands out from its background"]
     )
     details: Any = None
+    request_id: str = Field(description="also in the X-Request-ID header and the server's log lines")
 
 
 class ErrorResponse(BaseModel):
@@ -35,7 +42,9 @@ class Links(BaseModel):
 
 
 class Prediction(BaseModel):
-    id: str = Field(description="hash of the preprocessed input; names its PNGs")
+    id: str = Field(
+        description="the preprocessed input, compressed (some 100 characters); names its PNGs on any replica"
+    )
     digit: int = Field(ge=0, le=9)
     scores: list[float] = Field(description="the 10 digit capsules' lengths", min_length=10, max_length=10)
     top_k: list[TopK]
@@ -51,14 +60,14 @@ class PredictResponse(BaseModel):
                 {
                     "predictions": [
                         {
-                            "id": "3f1c9a0d5e7b2c4a6f8e0d1c2b3a4f5e",
+                            "id": EXAMPLE_ID,
                             "digit": 7,
                             "scores": SCORES_EXAMPLE,
                             "top_k": [{"digit": 7, "score": 0.98}, {"digit": 4, "score": 0.05}],
                             "links": {
-                                "input": "/v1/inputs/3f1c9a0d5e7b2c4a6f8e0d1c2b3a4f5e.png",
-                                "reconstruction": "/v1/reconstructions/3f1c9a0d5e7b2c4a6f8e0d1c2b3a4f5e.png",
-                                "tweak": "/v1/tweaks/3f1c9a0d5e7b2c4a6f8e0d1c2b3a4f5e.png",
+                                "input": f"/v1/inputs/{EXAMPLE_ID}.png",
+                                "reconstruction": f"/v1/reconstructions/{EXAMPLE_ID}.png",
+                                "tweak": f"/v1/tweaks/{EXAMPLE_ID}.png",
                             },
                         }
                     ]
@@ -80,7 +89,7 @@ class CapsulesResponse(BaseModel):
 
 
 class DecodeRequest(BaseModel):
-    digit: int = Field(ge=0, le=9, description="which digit capsule the pose belongs to")
+    digit: int = Field(ge=0, le=9, strict=True, description="which digit capsule the pose belongs to")
     pose: list[PoseValue] = Field(min_length=16, max_length=16, description=f"16 numbers in ±{POSE_BOUND}")
 
     model_config = ConfigDict(

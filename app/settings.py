@@ -36,7 +36,19 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(4096 * 4096, ge=28 * 28, description="width x height an image may claim")
     max_images_per_request: int = Field(64, ge=1)
-    cache_entries: int = Field(1024, ge=1, description="inputs and PNGs kept for the /v1/*/{id}.png links")
+    max_output_pixels: int = Field(4096 * 4096, ge=28 * 28, description="width x height of one PNG")
+    max_render_pixels: int = Field(
+        4 * 4096 * 4096, ge=28 * 28, description="output pixels of all renders in progress; beyond it, 503"
+    )
+    png_cache_bytes: int = Field(64 * 1024 * 1024, ge=0, description="rendered PNGs kept for repeat requests")
+    sample_cache_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="preprocessed inputs and their poses kept, so repeats skip the model",
+    )
+    header_timeout_s: float = Field(10.0, gt=0, description="time a client has to send a request's headers")
+    body_timeout_s: float = Field(60.0, gt=0, description="time a client has to send a request's body")
+    max_connections: int = Field(512, ge=1, description="open connections; beyond it, 503 and close")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_key: SecretStr | None = None
     drain_seconds: float = Field(20.0, ge=0, description="how long SIGTERM waits for in-flight requests")
@@ -50,9 +62,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def one_request_fits_the_queue(self) -> Settings:
+    def one_request_fits_the_budgets(self) -> Settings:
+        """A request the limits allow must be admissible on an idle server."""
         if self.max_images_per_request > self.max_queue:
             raise ValueError("max_images_per_request must not exceed max_queue")
+        if self.max_output_pixels > self.max_render_pixels:
+            raise ValueError("max_output_pixels must not exceed max_render_pixels")
         return self
 
 

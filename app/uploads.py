@@ -36,7 +36,7 @@ async def read_images(request: Request, settings: Settings) -> list[bytes]:
     if content_type == "multipart/form-data":
         files = await from_multipart(request, body, settings.max_images_per_request)
     elif content_type == "application/json" or content_type.endswith("+json"):
-        files = from_json(b"".join([chunk async for chunk in body]))
+        files = from_json(b"".join([chunk async for chunk in body]), settings.max_images_per_request)
     else:
         raise UnsupportedMediaType(
             f"content type {content_type or '(none)'} is not accepted; send multipart/form-data or JSON"
@@ -78,16 +78,24 @@ async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], ma
         await form.close()
 
 
-def from_json(raw: bytes) -> list[bytes]:
+def from_json(raw: bytes, max_images: int) -> list[bytes]:
+    """The images of `{"images": [...]}`, counted before any is decoded."""
     if not raw:
         raise EmptyUpload("the body is empty")
     try:
         payload = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidUpload(f"the body is not valid JSON: {e}") from e
+    except RecursionError as e:  # nesting deeper than the parser's stack: never a valid upload
+        raise InvalidUpload("the body's JSON is nested too deeply") from e
     images = payload.get("images") if isinstance(payload, dict) else None
     if not isinstance(images, list) or not all(isinstance(item, str) for item in images):
         raise InvalidUpload('expected a JSON object {"images": ["<base64>", ...]}')
+    if len(images) > max_images:
+        raise TooManyImages(
+            f"{len(images)} images in one request; the limit is {max_images}",
+            {"max_images_per_request": max_images},
+        )
     return [decode_base64(item, index) for index, item in enumerate(images)]
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import ERRORS, EngineDep
+from app.deps import PlaneDep, errors
 from app.schemas import ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
 
-@router.get("/model", response_model=ModelInfo, responses={503: ERRORS[503]})
-async def model_info(engine: EngineDep) -> ModelInfo:
-    return ModelInfo(**engine.info)
+@router.get("/model", response_model=ModelInfo, responses=errors(401, 503))
+async def model_info(plane: PlaneDep) -> ModelInfo:
+    return ModelInfo(**plane.info)

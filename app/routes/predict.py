@@ -7,35 +7,36 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query
 
-from app.deps import ERRORS, IMAGE_UPLOAD, EngineDep, ImagesDep, PreprocessQuery, SettingsDep
+from app.deps import IMAGE_UPLOAD, UPLOAD_ERRORS, ImagesDep, PlaneDep, PreprocessQuery
 from app.engine import Sample
 from app.schemas import Capsules, CapsulesResponse, Links, Prediction, PredictResponse, TopK
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
 
-@router.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=IMAGE_UPLOAD)
+@router.post("/predict", response_model=PredictResponse, responses=UPLOAD_ERRORS, openapi_extra=IMAGE_UPLOAD)
 async def predict(
-    engine: EngineDep,
-    settings: SettingsDep,
+    plane: PlaneDep,
     files: ImagesDep,
     preprocess: PreprocessQuery = "auto",
     top_k: Annotated[int, Query(ge=1, le=10, description="how many digits to rank")] = 3,
 ) -> PredictResponse:
     """The predicted digit, the 10 capsule lengths as scores, the top k and links to its PNGs."""
-    samples = await engine.ingest(files, preprocess, settings.max_image_pixels)
+    samples = await plane.infer(files, preprocess)
     return PredictResponse(predictions=[prediction(sample, top_k) for sample in samples])
 
 
-@router.post("/capsules", response_model=CapsulesResponse, responses=ERRORS, openapi_extra=IMAGE_UPLOAD)
+@router.post(
+    "/capsules", response_model=CapsulesResponse, responses=UPLOAD_ERRORS, openapi_extra=IMAGE_UPLOAD
+)
 async def capsules(
-    engine: EngineDep, settings: SettingsDep, files: ImagesDep, preprocess: PreprocessQuery = "auto"
+    plane: PlaneDep, files: ImagesDep, preprocess: PreprocessQuery = "auto"
 ) -> CapsulesResponse:
     """The 10x16 digit capsule poses and their lengths."""
-    samples = await engine.ingest(files, preprocess, settings.max_image_pixels)
+    samples = await plane.infer(files, preprocess)
     return CapsulesResponse(
         capsules=[
-            Capsules(id=s.id, digit=s.digit, lengths=s.lengths.tolist(), poses=s.poses.tolist())
+            Capsules(id=s.token, digit=s.digit, lengths=s.lengths.tolist(), poses=s.poses.tolist())
             for s in samples
         ]
     )
@@ -45,13 +46,13 @@ def prediction(sample: Sample, top_k: int) -> Prediction:
     scores = sample.lengths
     ranked = np.argsort(-scores, kind="stable")[:top_k]
     return Prediction(
-        id=sample.id,
+        id=sample.token,
         digit=sample.digit,
         scores=scores.tolist(),
         top_k=[TopK(digit=int(d), score=float(scores[d])) for d in ranked],
         links=Links(
-            input=f"/v1/inputs/{sample.id}.png",
-            reconstruction=f"/v1/reconstructions/{sample.id}.png",
-            tweak=f"/v1/tweaks/{sample.id}.png",
+            input=f"/v1/inputs/{sample.token}.png",
+            reconstruction=f"/v1/reconstructions/{sample.token}.png",
+            tweak=f"/v1/tweaks/{sample.token}.png",
         ),
     )

@@ -1,4 +1,4 @@
-"""The micro-batcher: concurrent requests share forward passes; failures and overload are contained."""
+"""The micro-batcher: concurrent requests share forward passes; failures are contained."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.batcher import Batcher
-from app.errors import Overloaded
 from app.metrics import Metrics
 from model.capsnet import CapsNet, CapsNetConfig
 
@@ -84,14 +83,6 @@ def test_a_failed_batch_fails_every_caller_and_the_next_batch_still_runs(model: 
     assert after.shape == (2, 10, 16)
 
 
-def test_a_full_queue_refuses_at_once(model: CapsNet) -> None:
-    async def body(batcher: Batcher):
-        with pytest.raises(Overloaded):
-            await batcher.poses(images(5))
-
-    asyncio.run(with_batcher(model, body, max_queue=4))
-
-
 def metric(client: TestClient, name: str) -> dict[str, float]:
     """The samples of one metric family from /metrics, by sample name (and `le` for buckets)."""
     [family] = [f for f in text_string_to_metric_families(client.get("/metrics").text) if f.name == name]
@@ -102,7 +93,7 @@ def test_http_requests_that_wait_on_a_running_pass_share_the_next_one(
     make_client, png_bytes, digit_image
 ) -> None:
     client: TestClient = make_client(max_batch_size=16)
-    model = client.app.state.engine.batcher.model
+    model = client.app.state.plane.batcher.model
     forward, passes, release = model.poses, [], threading.Event()
 
     def held_first_pass(x: torch.Tensor) -> torch.Tensor:
@@ -136,19 +127,6 @@ def test_http_requests_that_wait_on_a_running_pass_share_the_next_one(
     assert passes == [1, len(rest)]
     batches = metric(client, "capsnet_batch_size")
     assert batches["capsnet_batch_size_count"] == 2 and batches["capsnet_batch_size_sum"] == len(uploads)
-
-
-def test_overload_answers_503_with_retry_after(make_client, monkeypatch, png_bytes, digit_image) -> None:
-    client: TestClient = make_client()
-
-    async def full(images: np.ndarray) -> np.ndarray:
-        raise Overloaded("256 images are already waiting for the model; retry shortly")
-
-    monkeypatch.setattr(client.app.state.engine.batcher, "poses", full)
-    r = client.post("/v1/predict", files={"file": ("d.png", png_bytes(digit_image), "image/png")})
-    assert (
-        r.status_code == 503 and r.json()["error"]["code"] == "overloaded" and r.headers["Retry-After"] == "1"
-    )
 
 
 def test_an_image_that_finds_the_model_idle_runs_at_once(model: CapsNet) -> None:

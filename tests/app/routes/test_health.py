@@ -58,7 +58,7 @@ def test_metrics_parse_and_count_requests_by_route_and_status(
         if s.name == "capsnet_http_requests_total"
     }
     assert requests[("/v1/predict", "200")] == 1
-    assert requests[("/v1/reconstructions/{sample_id}.png", "404")] == 1
+    assert requests[("/v1/reconstructions/{token}.png", "404")] == 1
     for name in (
         "capsnet_http_request_duration_seconds",
         "capsnet_batch_size",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 
@@ -57,9 +58,15 @@ def test_links_in_a_prediction_render_with_parameters(
     assert client.get(p["links"]["reconstruction"]).content == posted
 
 
-def test_links_answer_404_once_evicted(make_client, png_bytes, digit_image) -> None:
-    client = make_client(cache_entries=1)
+def test_links_render_after_the_caches_forgot_them(make_client, png_bytes, digit_image, png_size) -> None:
+    client = make_client(sample_cache_bytes=0, png_cache_bytes=0)
     [first] = client.post("/v1/predict", files=upload(png_bytes, digit_image)).json()["predictions"]
     client.post("/v1/predict", files=upload(png_bytes, digit_image.T.copy()))
     r = client.get(first["links"]["reconstruction"])
+    assert r.status_code == 200 and png_size(r.content) == (28, 28)
+
+
+@pytest.mark.parametrize("token", ["AQ", "AXic", "A" * 40, "not-base64-at-all", "Ag" + "A" * 30, "A" * 2000])
+def test_a_token_this_service_did_not_make_is_404(client: TestClient, token: str) -> None:
+    r = client.get(f"/v1/reconstructions/{token}.png")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
