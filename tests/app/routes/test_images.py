@@ -70,3 +70,23 @@ def test_links_render_after_the_caches_forgot_them(make_client, png_bytes, digit
 def test_a_token_this_service_did_not_make_is_404(client: TestClient, token: str) -> None:
     r = client.get(f"/v1/reconstructions/{token}.png")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_link_from_one_replica_renders_on_another(make_client, png_bytes, digit_image, png_size) -> None:
+    first, second = make_client(), make_client()
+    [p] = first.post("/v1/predict", files=upload(png_bytes, digit_image)).json()["predictions"]
+    for link, size in (("input", (28, 28)), ("reconstruction", (28, 28)), ("tweak", (11 * 28, 16 * 28))):
+        on_first, on_second = first.get(p["links"][link]), second.get(p["links"][link])
+        assert on_second.status_code == 200 and png_size(on_second.content) == size
+        assert on_second.content == on_first.content
+
+
+def test_the_png_cache_stays_within_its_byte_bound(make_client, png_bytes, digit_image) -> None:
+    bound = 200_000
+    client = make_client(png_cache_bytes=bound)
+    [p] = client.post("/v1/predict", files=upload(png_bytes, digit_image)).json()["predictions"]
+    cache = client.app.state.plane.pngs
+    for scale in range(1, 9):
+        assert client.get(p["links"]["tweak"], params={"scale": scale}).status_code == 200
+        assert 0 < cache.bytes <= bound
+    assert len(cache) < 8

@@ -1,0 +1,116 @@
+"""The HTTP contract holds at its edges: request ids, HEAD probes, strict bodies, no 500 from input."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def upload(png_bytes, image) -> dict:
+    return {"file": ("d.png", png_bytes(image), "image/png")}
+
+
+def test_every_response_carries_a_request_id_that_errors_and_logs_repeat(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    ok = client.get("/healthz", headers={"X-Request-ID": "trace-42"})
+    assert ok.headers["X-Request-ID"] == "trace-42"
+    with caplog.at_level(logging.INFO, logger="capsnet"):
+        r = client.post(
+            "/v1/predict", json={"images": ["***"]}, headers={"X-Request-ID": "bad id <script>" * 20}
+        )
+    request_id = r.headers["X-Request-ID"]
+    assert len(request_id) == 32 and r.json()["error"]["request_id"] == request_id
+    made = client.post("/v1/predict", content=b"[" * 100_000, headers={"content-type": "application/json"})
+    assert made.json()["error"]["request_id"] == made.headers["X-Request-ID"] != request_id
+    assert all(
+        record.request_id != "-" for record in caplog.records if record.name.startswith("capsnet.serve")
+    )
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/decode"])
+def test_json_nested_a_thousand_deep_is_a_400_in_the_error_format(client: TestClient, path: str) -> None:
+    for body in (b"[" * 1000 + b"]" * 1000, b'{"images": ' + b"[" * 100_000):
+        r = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_body", r.text
+
+
+def test_decode_refuses_a_boolean_digit(client: TestClient) -> None:
+    r = client.post("/v1/decode", json={"digit": False, "pose": [0.0] * 16})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_parameter"
+
+
+def test_an_empty_dims_means_every_dimension(client: TestClient, png_bytes, digit_image, png_size) -> None:
+    r = client.post("/v1/tweak?dims=&steps=3", files=upload(png_bytes, digit_image))
+    assert r.status_code == 200 and png_size(r.content) == (3 * 28, 16 * 28)
+
+
+def test_probes_answer_head(client: TestClient) -> None:
+    for path in ("/healthz", "/readyz"):
+        r = client.head(path)
+        assert r.status_code == 200 and r.content == b""
+
+
+def test_a_client_that_disconnects_mid_upload_counts_as_499_not_an_error(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def abandon_upload() -> list[dict]:
+        messages = iter(
+            [
+                {"type": "http.request", "body": b'{"images": ["iVBO', "more_body": True},
+                {"type": "http.disconnect"},
+            ]
+        )
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            await asyncio.sleep(0)
+            return next(messages)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/predict",
+            "raw_path": b"/v1/predict",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+            "client": ("127.0.0.1", 1234),
+            "server": ("test", 80),
+            "state": {},
+        }
+        await client.app(scope, receive, send)
+        return sent
+
+    with caplog.at_level(logging.INFO):
+        client.portal.call(abandon_upload)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    statuses = {
+        (s.labels["route"], s.labels["status"])
+        for s in families["capsnet_http_requests"].samples
+        if s.name == "capsnet_http_requests_total"
+    }
+    assert ("/v1/predict", "499") in statuses and ("/v1/predict", "500") not in statuses
+
+
+def test_openapi_documents_each_routes_errors_and_a_valid_example(client: TestClient, png_bytes) -> None:
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    assert {"401", "503"} <= set(paths["/v1/model"]["get"]["responses"])
+    for link in ("/v1/inputs/{token}.png", "/v1/reconstructions/{token}.png", "/v1/tweaks/{token}.png"):
+        assert {"200", "401", "404", "422", "503"} <= set(paths[link]["get"]["responses"])
+    assert "head" in paths["/healthz"] and "head" in paths["/readyz"]
+    example = paths["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    r = client.post("/v1/predict", json=example)
+    assert r.status_code == 200 and r.json()["predictions"][0]["digit"] in range(10)
