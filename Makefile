@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint train evaluate bench
+.PHONY: serve test lint train evaluate bench contract
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,10 @@ evaluate: $(VENV)/.installed-train  ## test-set report for the shipped weights, 
 
 bench: $(VENV)/.installed  ## model throughput on this machine
 	$(BIN)/python bench/model_speed.py
+
+$(VENV)/.installed-contract: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[contract]'
+	touch $@ $(VENV)/.installed
+
+contract: $(VENV)/.installed-contract  ## schemathesis against a live server, 2 minutes, every check
+	bash scripts/contract-test.sh 120

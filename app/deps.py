@@ -3,11 +3,13 @@ each route's documented error statuses."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
+from pydantic import BeforeValidator
 
 from app.engine import DataPlane
 from app.errors import ModelLoadFailed, ModelNotReady, Unauthorized
@@ -49,9 +51,21 @@ ImagesDep = Annotated[list[bytes], Depends(uploaded_images)]
 PreprocessQuery = Annotated[
     Preprocess, Query(description="auto: MNIST-style preprocessing; none: a 28x28 image fed as it is")
 ]
-ScaleQuery = Annotated[int, Query(ge=1, le=16, description="each model pixel becomes scale x scale pixels")]
+
+
+def whole_number(value: object) -> object:
+    """A query integer is written as one: `digit=0.0` is refused, as the OpenAPI schema says."""
+    if isinstance(value, str) and not re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+        raise ValueError("must be a whole number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(whole_number)]
+ScaleQuery = Annotated[
+    WholeNumber, Query(ge=1, le=16, description="each model pixel becomes scale x scale pixels")
+]
 DigitQuery = Annotated[
-    int | None, Query(ge=0, le=9, description="the capsule to decode (default: predicted)")
+    WholeNumber | None, Query(ge=0, le=9, description="the capsule to decode (default: predicted)")
 ]
 
 ERROR_STATUSES = {
@@ -89,7 +103,11 @@ IMAGE_UPLOAD: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                        }
                     },
                     "required": ["file"],
                 }
@@ -98,7 +116,11 @@ IMAGE_UPLOAD: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "images": {"type": "array", "items": {"type": "string", "format": "byte"}}
+                        "images": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "byte"},
+                            "minItems": 1,
+                        }
                     },
                     "required": ["images"],
                 },

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.request_id import current_request_id
@@ -129,7 +130,20 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
 
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method the path has, not only those of the first route found
+        headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """The methods some route would take for this path (a path may have one route per method)."""
+    routes = request.app.router.routes
+    return {
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    }
 
 
 async def on_client_disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:

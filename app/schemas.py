@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 POSE_BOUND = 1.0  # capsule outputs are squashed to length < 1, so no coordinate goes beyond this
 PoseValue = Annotated[float, Field(ge=-POSE_BOUND, le=POSE_BOUND, allow_inf_nan=False)]
@@ -89,12 +89,20 @@ class CapsulesResponse(BaseModel):
 
 
 class DecodeRequest(BaseModel):
-    digit: int = Field(ge=0, le=9, strict=True, description="which digit capsule the pose belongs to")
+    digit: int = Field(ge=0, le=9, description="which digit capsule the pose belongs to")
     pose: list[PoseValue] = Field(min_length=16, max_length=16, description=f"16 numbers in ±{POSE_BOUND}")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"digit": 3, "pose": [0.1, -0.05, 0.2, 0.0] * 4}]}
     )
+
+    @field_validator("digit", mode="before")
+    @classmethod
+    def not_a_boolean(cls, value: object) -> object:
+        """JSON's `false` is not the digit 0 (pydantic's lax mode would read it so)."""
+        if isinstance(value, bool):
+            raise ValueError("digit must be an integer 0-9, not a boolean")
+        return value
 
 
 class ModelInfo(BaseModel):

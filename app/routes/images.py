@@ -19,6 +19,7 @@ from app.deps import (
     PlaneDep,
     PreprocessQuery,
     ScaleQuery,
+    WholeNumber,
     errors,
 )
 from app.errors import InvalidParameter
@@ -50,7 +51,7 @@ def tweak_params(
             description="pose dimensions, comma-separated or repeated, each at most once (empty: all)",
         ),
     ] = None,
-    steps: Annotated[int, Query(ge=2, le=21, description="columns: shifts from low to high")] = 11,
+    steps: Annotated[WholeNumber, Query(ge=2, le=21, description="columns: shifts from low to high")] = 11,
     low: Annotated[float, Query(ge=-1.0, le=1.0)] = -0.25,
     high: Annotated[float, Query(ge=-1.0, le=1.0)] = 0.25,
     scale: ScaleQuery = 1,

@@ -7,7 +7,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query
 
-from app.deps import IMAGE_UPLOAD, UPLOAD_ERRORS, ImagesDep, PlaneDep, PreprocessQuery
+from app.deps import IMAGE_UPLOAD, UPLOAD_ERRORS, ImagesDep, PlaneDep, PreprocessQuery, WholeNumber
 from app.engine import Sample
 from app.schemas import Capsules, CapsulesResponse, Links, Prediction, PredictResponse, TopK
 
@@ -19,7 +19,7 @@ async def predict(
     plane: PlaneDep,
     files: ImagesDep,
     preprocess: PreprocessQuery = "auto",
-    top_k: Annotated[int, Query(ge=1, le=10, description="how many digits to rank")] = 3,
+    top_k: Annotated[WholeNumber, Query(ge=1, le=10, description="how many digits to rank")] = 3,
 ) -> PredictResponse:
     """The predicted digit, the 10 capsule lengths as scores, the top k and links to its PNGs."""
     samples = await plane.infer(files, preprocess)

@@ -114,3 +114,14 @@ def test_openapi_documents_each_routes_errors_and_a_valid_example(client: TestCl
     example = paths["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["example"]
     r = client.post("/v1/predict", json=example)
     assert r.status_code == 200 and r.json()["predictions"][0]["digit"] in range(10)
+
+
+def test_query_integers_must_be_written_as_integers(client: TestClient, png_bytes, digit_image) -> None:
+    r = client.post("/v1/reconstruct?digit=0.0", files=upload(png_bytes, digit_image))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_parameter"
+    assert client.post("/v1/reconstruct?digit=+3", files=upload(png_bytes, digit_image)).status_code == 200
+
+
+def test_a_405_lists_every_method_of_the_path(client: TestClient) -> None:
+    r = client.options("/healthz")
+    assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) == {"GET", "HEAD"}
