@@ -142,8 +142,7 @@ class DataPlane:
             image = await self.batcher.run(decode_poses(sample.poses[None], digit))
             return png.side_by_side(sample.image, image) if params.side_by_side else image
         assert isinstance(params, TweakPng)
-        dims = self.geometry.dims(params)
-        grid = await self.batcher.run(tweak_grid(sample.poses, digit, dims, params))
+        grid = await self.batcher.run(tweak_grid(sample.poses, digit, params))
         return png.tile(grid)
 
     async def _encode(self, pixels: np.ndarray, scale: int) -> bytes:
@@ -174,12 +173,13 @@ def decode_poses(poses: np.ndarray, digit: int) -> Work:
     return work
 
 
-def tweak_grid(poses: np.ndarray, digit: int, dims: tuple[int, ...], params: TweakPng) -> Work:
-    """Figure 4 of the paper for one input: (dims, steps, 28, 28)."""
+def tweak_grid(poses: np.ndarray, digit: int, params: TweakPng) -> Work:
+    """Figure 4 of the paper for one input: (dims, steps, 28, 28); `dims=None` is every dimension."""
+    dims = None if params.dims is None else list(params.dims)
 
     def work(model: CapsNet, device: torch.device) -> np.ndarray:
         grid = model.tweak_grid(
-            torch.from_numpy(poses).to(device), digit, list(dims), params.low, params.high, params.steps
+            torch.from_numpy(poses).to(device), digit, dims, params.low, params.high, params.steps
         )  # (dims, steps, 1, 28, 28)
         return grid[:, :, 0].float().cpu().numpy()
 

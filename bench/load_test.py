@@ -13,7 +13,7 @@ client process costs little CPU beside the server, so it skews the measurement l
 locust's worker processes would. Each client sends one image per request and waits for the
 answer before sending the next (closed loop), which is what "N concurrent clients" means below.
 
-The service's input cache is made useless on purpose (CAPSNET_CACHE_ENTRIES=1 and a different
+The service's input cache is made useless on purpose (CAPSNET_SAMPLE_CACHE_BYTES=0 and a different
 MNIST test digit for every request), so every request pays for its forward pass.
 
     python bench/load_test.py                 # 20 s per point, 1/8/32 clients
@@ -59,7 +59,7 @@ def start_server(port: int, batching: bool, weights: Path) -> subprocess.Popen:
         "CAPSNET_HOST": "127.0.0.1",
         "CAPSNET_BATCHING": "on" if batching else "off",
         "CAPSNET_WEIGHTS": str(weights),
-        "CAPSNET_CACHE_ENTRIES": "1",
+        "CAPSNET_SAMPLE_CACHE_BYTES": "0",
         "CAPSNET_LOG_LEVEL": "warning",
     }
     cmd = [sys.executable, "-c", "from app.cli import main; main()"]
