@@ -2,13 +2,14 @@
 the caches and the limits (KServe's `DataPlane`).
 
 A transport (the /v1 routes, or any other protocol) turns its wire format into one of these calls:
-`infer` (uploaded files) or `infer_pixels` (tensors) for poses and scores, `render_upload`,
-`render_link` and `decode` for PNGs. Each call first computes what it will cost from its
-parameters and the model's config (a 4xx if it could never be afforded), then passes the one
-admission door (503 + Retry-After if it cannot be afforded now), and only then decodes images,
-queues for the model and encodes. Inputs are quantised to 8 bits, named by the hash of their
-pixels and kept with their poses in a byte-bounded cache, so repeats skip the model; rendered
-PNGs are cached the same way, keyed by the input and every parameter that changes the picture.
+`infer` (uploaded files) or `infer_pixels` (tensors) for poses and scores, `reconstructions` for
+the decoder's drawings as tensors, `render_upload`, `render_link` and `decode` for PNGs. Each call
+first computes what it will cost from its parameters and the model's config (a 4xx if it could
+never be afforded), then passes the one admission door (503 + Retry-After if it cannot be afforded
+now), and only then decodes images, queues for the model and encodes. Inputs are quantised to 8
+bits, named by the hash of their pixels and kept with their poses in a byte-bounded cache, so
+repeats skip the model; rendered PNGs are cached the same way, keyed by the input and every
+parameter that changes the picture.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class DataPlane:
             image = await self.batcher.run(decode_poses(poses, params.digit))
             return await self._encode(image, params.scale)
 
+    async def reconstructions(self, samples: list[Sample]) -> np.ndarray:
+        """The decoder's drawing of each sample's predicted digit: (N, side, side) in [0, 1]."""
+        async with self.admission.admit(pixels=len(samples) * self.geometry.side**2):
+            return await self.batcher.run(decode_predicted(np.stack([s.poses for s in samples])))
+
     async def _prepare(self, files: list[bytes], preprocess: Preprocess) -> np.ndarray:
         """Decodes and preprocesses off the event loop -> (N, side, side) on 256 levels."""
         start = time.perf_counter()
@@ -169,6 +175,15 @@ def decode_poses(poses: np.ndarray, digit: int) -> Work:
     def work(model: CapsNet, device: torch.device) -> np.ndarray:
         digits = torch.tensor([digit], device=device)
         return model.decoder(torch.from_numpy(poses).to(device), digits)[0, 0].float().cpu().numpy()
+
+    return work
+
+
+def decode_predicted(poses: np.ndarray) -> Work:
+    """(N, 10, 16) poses -> (N, 28, 28): each drawn from its longest capsule, as `Sample.digit`."""
+
+    def work(model: CapsNet, device: torch.device) -> np.ndarray:
+        return model.reconstruct(torch.from_numpy(poses).to(device))[:, 0].float().cpu().numpy()
 
     return work
 

@@ -26,7 +26,7 @@ from app.errors import LastResortMiddleware, install_error_handlers
 from app.loading import load_model
 from app.metrics import HttpMetricsMiddleware, Metrics
 from app.request_id import RequestIdMiddleware, install_log_record_factory
-from app.routes import health, images, meta, page, predict
+from app.routes import health, images, meta, page, predict, v2
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("capsnet.serve")
@@ -85,8 +85,9 @@ def create_app() -> FastAPI:
     app.state.plane, app.state.load_error = None, None
     app.state.stop = lambda: None  # capsnet-serve replaces it with "stop uvicorn"
     app.include_router(health.router)
+    app.include_router(v2.health)
     secured = [Depends(require_api_key)]
-    for resource in (predict, images, meta):
+    for resource in (predict, images, meta, v2):
         app.include_router(resource.router, dependencies=secured)
     app.include_router(page.router)  # the demo page at /
     page.mount_static(app)

@@ -1,0 +1,189 @@
+"""The Open Inference Protocol (KServe V2) over REST, beside /v1: what Triton's and KServe's
+clients, load tools and dashboards speak.
+
+A translator, not a pipeline: an inference request becomes the same data-plane call /v1 makes
+(`infer` for encoded image files, `infer_pixels` for preprocessed tensors), so both protocols
+share the batcher, the caches and the limits. The wire format is `app.v2_wire`; the tensors'
+names and shapes are the model's signature (`model.signature`), as in the exported ONNX graph.
+Errors are the protocol's `{"error": "..."}`, with the status and Retry-After the data plane
+chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from importlib.metadata import version as package_version
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from app.deps import PlaneDep, SettingsDep, get_plane
+from app.engine import DataPlane, Sample
+from app.errors import InvalidUpload, NotFound, ServiceError, TooManyImages, UploadTooLarge
+from app.uploads import counted
+from app.v2_wire import HEADER_LENGTH, OutputTensor, Tensor, encode_response, parse_request
+from model.capsnet import CapsNetConfig
+from model.signature import TensorSpec, image_input, outputs
+
+PIXEL_TYPES = ("FP32", "UINT8")
+
+
+class V2Route(APIRoute):
+    """Answers a ServiceError in the protocol's error format instead of /v1's."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ServiceError as e:
+                status = 400 if e.status in (415, 422) else e.status  # V2 knows 400, 404 and 503
+                return JSONResponse({"error": e.message}, status_code=status, headers=e.headers)
+
+        return handle
+
+
+health = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=V2Route)
+router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=V2Route)
+
+
+@health.get("/health/live")
+async def live() -> dict[str, bool]:
+    """Same meaning as /healthz."""
+    return {"live": True}
+
+
+@health.get("/health/ready", dependencies=[Depends(get_plane)])
+async def ready() -> dict[str, bool]:
+    """Same meaning as /readyz: 503 until the weights are loaded and warmed up."""
+    return {"ready": True}
+
+
+@router.get("")
+async def server_metadata() -> dict[str, Any]:
+    return {
+        "name": "capsnet-serve",
+        "version": package_version("capsnet-serve"),
+        "extensions": ["binary_tensor_data"],
+    }
+
+
+@router.get("/models/{name}")
+@router.get("/models/{name}/versions/{version}")
+async def model_metadata(plane: PlaneDep, name: str, version: str | None = None) -> dict[str, Any]:
+    """Name and version from the weights' card (as GET /v1/model); tensors from the model's config."""
+    info = served(plane, name, version)
+    config = CapsNetConfig.from_dict(info["config"])
+    return {
+        "name": info["name"],
+        "versions": [info["version"]],
+        "platform": "pytorch",
+        "inputs": [describe(image_input(config))],
+        "outputs": [describe(spec) for spec in outputs(config)],
+    }
+
+
+@router.get("/models/{name}/ready")
+@router.get("/models/{name}/versions/{version}/ready")
+async def model_ready(plane: PlaneDep, name: str, version: str | None = None) -> dict[str, Any]:
+    info = served(plane, name, version)
+    return {"name": info["name"], "ready": True}
+
+
+@router.post("/models/{name}/infer")
+@router.post("/models/{name}/versions/{version}/infer")
+async def infer(
+    request: Request, plane: PlaneDep, settings: SettingsDep, name: str, version: str | None = None
+) -> Response:
+    """Images as FP32 or UINT8 tensors [N, 1, 28, 28] (preprocessed), or BYTES [N] (image files)."""
+    info = served(plane, name, version)
+    config = CapsNetConfig.from_dict(info["config"])
+    body = await read_body(request, settings.max_upload_bytes)
+    parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
+    samples = await run(plane, parsed.inputs, image_input(config), settings.max_images_per_request)
+    specs = {spec.name: spec for spec in outputs(config)}
+    selection = parsed.outputs or dict.fromkeys(specs, parsed.binary_default)
+    unknown = set(selection) - set(specs)
+    if unknown:
+        raise InvalidUpload(f"unknown outputs {sorted(unknown)}; this model gives {', '.join(specs)}")
+    tensors = [
+        OutputTensor(out, specs[out].datatype, await output(plane, samples, out), binary)
+        for out, binary in selection.items()
+    ]
+    head = {"model_name": info["name"], "model_version": info["version"]}
+    if parsed.id is not None:
+        head["id"] = parsed.id
+    content, headers = encode_response(head, tensors)
+    return Response(content, headers=headers)
+
+
+def served(plane: DataPlane, name: str, version: str | None) -> dict[str, Any]:
+    """The model's card info, if `name` (and `version`, when given) is what this server serves."""
+    info = plane.info
+    if name != info["name"] or version not in (None, info["version"]):
+        asked = name if version is None else f"{name} version {version}"
+        raise NotFound(f"unknown model {asked}; this server serves {info['name']} version {info['version']}")
+    return info
+
+
+def describe(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": [-1, *spec.shape]}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused at the same size limit as a /v1 upload."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+    if request.headers.get("content-encoding", "identity") != "identity":
+        raise InvalidUpload("compressed request bodies are not accepted; send the body as it is")
+    return b"".join([chunk async for chunk in counted(request.stream(), limit)])
+
+
+async def run(plane: DataPlane, inputs: list[Tensor], spec: TensorSpec, max_images: int) -> list[Sample]:
+    """The one input tensor -> the data-plane call that /v1 makes for the same kind of input."""
+    if len(inputs) != 1 or inputs[0].name != spec.name:
+        raise InvalidUpload(f"send one input named {spec.name!r}; got {[t.name for t in inputs]}")
+    [tensor] = inputs
+    count = tensor.shape[0] if tensor.shape else 0
+    if count == 0:
+        raise InvalidUpload(f"input {spec.name!r} holds no image")
+    if count > max_images:
+        raise TooManyImages(f"{count} images in one request; the limit is {max_images}")
+    if tensor.datatype == "BYTES":
+        if len(tensor.shape) != 1:
+            raise InvalidUpload(f"BYTES input {spec.name!r} must have shape [N], one encoded image file each")
+        return await plane.infer(tensor.data, "auto")
+    return await plane.infer_pixels(pixels(tensor, spec))
+
+
+def pixels(tensor: Tensor, spec: TensorSpec) -> np.ndarray:
+    """A UINT8 or FP32 [N, 1, H, W] tensor -> (N, H, W) floats in [0, 1], what the model sees."""
+    expected = ", ".join(str(d) for d in spec.shape)
+    if tensor.datatype not in PIXEL_TYPES:
+        raise InvalidUpload(
+            f"input {spec.name!r} must be FP32 or UINT8 [N, {expected}], or BYTES [N]; got {tensor.datatype}"
+        )
+    if tensor.shape[1:] != spec.shape:
+        raise InvalidUpload(f"input {spec.name!r} must have shape [N, {expected}]; got {list(tensor.shape)}")
+    assert isinstance(tensor.data, np.ndarray)
+    if tensor.datatype == "UINT8":
+        return tensor.data[:, 0].astype(np.float32) / 255
+    data = tensor.data[:, 0]
+    if not np.isfinite(data).all() or data.min() < 0 or data.max() > 1:
+        raise InvalidUpload(f"FP32 pixels of {spec.name!r} must lie in [0, 1] (pixel / 255); or send UINT8")
+    return data
+
+
+async def output(plane: DataPlane, samples: list[Sample], name: str) -> np.ndarray:
+    if name == "scores":
+        return np.stack([s.lengths for s in samples])  # (N, 10)
+    if name == "digit":
+        return np.array([s.digit for s in samples], dtype=np.int64)  # (N,)
+    if name == "poses":
+        return np.stack([s.poses for s in samples])  # (N, 10, 16)
+    return (await plane.reconstructions(samples))[:, None]  # (N, 1, 28, 28)
