@@ -30,6 +30,7 @@ import torch
 from app.errors import ModelNotReady
 from app.metrics import Metrics
 from model.capsnet import CapsNet
+from model.nondigit import poses_and_errors
 from model.precision import Precision, autocast
 
 log = logging.getLogger("capsnet.serve")
@@ -37,9 +38,15 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Inference:
+    poses: np.ndarray  # (10, 16) float32
+    reconstruction_error: float  # see model.nondigit: how far the winning capsule's redrawing is
+
+
+@dataclass(frozen=True)
 class _Job:
     image: np.ndarray  # (28, 28) float32
-    future: asyncio.Future[np.ndarray]
+    future: asyncio.Future[Inference]
     enqueued: float
 
 
@@ -74,15 +81,15 @@ class Batcher:
                 job.future.set_exception(ModelNotReady("the service is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def poses(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) -> (N, 10, 16) digit capsule poses; the N images may share batches with others."""
+    async def infer(self, images: np.ndarray) -> list[Inference]:
+        """(N, 28, 28) -> each image's poses and reconstruction error; they may share batches with others."""
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in images]
         now = time.perf_counter()
         for image, future in zip(images, futures, strict=True):
             self._queue.put_nowait(_Job(image, future, now))
         self.metrics.queue_depth.set(self._queue.qsize())
-        return np.stack(await asyncio.gather(*futures))
+        return list(await asyncio.gather(*futures))
 
     async def run(self, work: Callable[[CapsNet, torch.device], T]) -> T:
         """Runs `work(model, device)` on the model's thread under inference mode and the precision."""
@@ -137,9 +144,9 @@ class Batcher:
             self.metrics.stage.labels("queue").observe(started - job.enqueued)
         self.metrics.batch_size.observe(len(jobs))
         try:
-            poses = await self.run(forward_poses(np.stack([job.image for job in jobs])))  # (B, 28, 28) in
-            if len(poses) != len(jobs):
-                raise RuntimeError(f"the model returned {len(poses)} results for {len(jobs)} images")
+            results = await self.run(forward(np.stack([job.image for job in jobs])))  # (B, 28, 28) in
+            if len(results) != len(jobs):
+                raise RuntimeError(f"the model returned {len(results)} results for {len(jobs)} images")
         except asyncio.CancelledError:
             fail(jobs, ModelNotReady("the service is shutting down"))
             raise
@@ -147,9 +154,9 @@ class Batcher:
             log.exception("forward pass failed for a batch of %d images", len(jobs))
             fail(jobs, e)
             return
-        for job, pose in zip(jobs, poses, strict=True):
+        for job, result in zip(jobs, results, strict=True):
             if not job.future.done():
-                job.future.set_result(pose)
+                job.future.set_result(result)
 
 
 def fail(jobs: list[_Job], error: Exception) -> None:
@@ -158,9 +165,13 @@ def fail(jobs: list[_Job], error: Exception) -> None:
             job.future.set_exception(error)
 
 
-def forward_poses(images: np.ndarray) -> Callable[[CapsNet, torch.device], np.ndarray]:
-    def work(model: CapsNet, device: torch.device) -> np.ndarray:
+def forward(images: np.ndarray) -> Callable[[CapsNet, torch.device], list[Inference]]:
+    """The poses and, in the same pass, the winning capsule's reconstruction error (the digit check)."""
+
+    def work(model: CapsNet, device: torch.device) -> list[Inference]:
         x = torch.from_numpy(images).unsqueeze(1).to(device)  # (B, 1, 28, 28)
-        return model.poses(x).float().cpu().numpy()  # (B, 10, 16)
+        poses, errors = poses_and_errors(model, x)  # (B, 10, 16), (B,)
+        poses_np, errors_np = poses.float().cpu().numpy(), errors.cpu().numpy()
+        return [Inference(p, float(e)) for p, e in zip(poses_np, errors_np, strict=True)]
 
     return work

@@ -74,7 +74,8 @@ ERROR_STATUSES = {
     404: "a link this service did not make",
     413: "body over CAPSNET_MAX_UPLOAD_BYTES, or an image over CAPSNET_MAX_IMAGE_PIXELS",
     415: "unsupported content type or image format",
-    422: "no digit found, too many images, a parameter out of range or a PNG over the output limit",
+    422: "no digit found, not a digit (reject_non_digits), too many images, a parameter out of range "
+    "or a PNG over the output limit",
     503: "model loading or failed to load, overloaded, or shutting down (see Retry-After)",
 }
 RETRY_AFTER = {

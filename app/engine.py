@@ -26,14 +26,15 @@ from starlette.concurrency import run_in_threadpool
 
 from app import links, png
 from app.admission import Admission
-from app.batcher import Batcher
+from app.batcher import Batcher, Inference
 from app.cache import LruCache
-from app.errors import InvalidParameter, TooManyImages
+from app.errors import InvalidParameter, NotADigit, TooManyImages
 from app.imaging import Preprocess, prepare
 from app.metrics import Metrics
 from app.renders import DecodePng, Geometry, InputPng, PngParams, ReconstructionPng, TweakPng
 from app.settings import Settings
 from model.capsnet import CapsNet
+from model.nondigit import DigitRule
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Sample:
     key: str  # the hash of `image`: the caches' key
     image: np.ndarray  # (28, 28) float32 on 256 levels, what the model saw
     poses: np.ndarray  # (10, 16) float32
+    reconstruction_error: float  # model.nondigit's unit: summed squared pixel error
+    is_digit: bool | None  # None: the model card has no calibrated digit check
 
     @property
     def lengths(self) -> np.ndarray:
@@ -64,6 +67,7 @@ class DataPlane:
         self.admission = Admission(images=settings.max_queue, pixels=settings.max_render_pixels)
         self.samples: LruCache[str, Sample] = LruCache(settings.sample_cache_bytes, sample_bytes)
         self.pngs: LruCache[tuple[str, PngParams], bytes] = LruCache(settings.png_cache_bytes, len)
+        self.digit_rule = DigitRule.from_card(info)
 
     async def infer(self, files: list[bytes], preprocess: Preprocess) -> list[Sample]:
         """Encoded images -> their samples (poses and scores), in order."""
@@ -125,11 +129,42 @@ class DataPlane:
         found = {key: s for key in keys if (s := self.samples.get(key)) is not None}
         new = {key: image for key, image in zip(keys, images, strict=True) if key not in found}
         if new:
-            poses = await self.batcher.poses(np.stack(list(new.values())))
-            for (key, image), pose in zip(new.items(), poses, strict=True):
-                found[key] = Sample(key, image, pose)
+            results = await self.batcher.infer(np.stack(list(new.values())))
+            for (key, image), result in zip(new.items(), results, strict=True):
+                found[key] = self.sample_from(key, image, result)
                 self.samples.put(key, found[key])
-        return [found[key] for key in keys]
+        samples = [found[key] for key in keys]
+        self.metrics.non_digits.inc(sum(sample.is_digit is False for sample in samples))
+        return samples
+
+    def sample_from(self, key: str, image: np.ndarray, result: Inference) -> Sample:
+        """A model output with the card's digit check applied (None when the card has none)."""
+        poses, error = result.poses, result.reconstruction_error
+        if self.digit_rule is None:
+            return Sample(key, image, poses, error, None)
+        length = float(np.linalg.norm(poses, axis=-1).max())
+        return Sample(key, image, poses, error, bool(self.digit_rule.is_digit([error], [length])[0]))
+
+    def refuse_non_digits(self, samples: list[Sample]) -> None:
+        """`reject_non_digits=true`: a 422 naming every input the digit check flagged."""
+        flagged = [(index, s) for index, s in enumerate(samples) if s.is_digit is False]
+        if not flagged or self.digit_rule is None:
+            return
+        rule = self.digit_rule
+        raise NotADigit(
+            f"{len(flagged)} of {len(samples)} images do not look like a digit to the model",
+            [
+                {
+                    "index": index,
+                    "id": s.token,
+                    "reconstruction_error": s.reconstruction_error,
+                    "max_reconstruction_error": rule.max_reconstruction_error,
+                    "capsule_length": float(s.lengths.max()),
+                    "min_capsule_length": rule.min_capsule_length,
+                }
+                for index, s in flagged
+            ],
+        )
 
     async def _render(self, sample: Sample, params: PngParams) -> bytes:
         key = (sample.key, params)

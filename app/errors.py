@@ -70,6 +70,12 @@ class NoDigitFound(ServiceError):
     status, code = 422, "no_digit_found"
 
 
+class NotADigit(ServiceError):
+    """The digit check (model.nondigit) flagged an input and the client asked to refuse it."""
+
+    status, code = 422, "not_a_digit"
+
+
 class InvalidParameter(ServiceError):
     status, code = 422, "invalid_parameter"
 

@@ -24,6 +24,7 @@ from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import CheckpointError, card_mismatch, load_weights, read_model_card
 from model.data import sha256_file
 from model.device import resolve_device
+from model.nondigit import CARD_KEY
 from model.precision import Precision, autocast, resolve_precision
 
 log = logging.getLogger("capsnet.serve")
@@ -116,6 +117,7 @@ def describe(model: CapsNet, device: torch.device, weights: Path, sha256: str) -
         "input": card.get("input"),
         "evaluation": card.get("evaluation"),
         "card_warning": card_mismatch(weights, card, sha256),
+        CARD_KEY: card.get(CARD_KEY),
     }
 
 

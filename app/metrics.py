@@ -45,6 +45,11 @@ class Metrics:
         self.model_load = Gauge(
             "capsnet_model_load_seconds", "Time to load the weights and run the warm-up pass", registry=r
         )
+        self.non_digits = Counter(
+            "capsnet_non_digit_inputs_total",
+            "Inputs the digit check flagged as not a digit (is_digit false), refused or answered",
+            registry=r,
+        )
         self.ready = Gauge("capsnet_ready", "1 once the model is loaded and warmed up", registry=r)
         self.gpu_memory = Gauge(
             "capsnet_gpu_memory_allocated_bytes", "GPU memory held by tensors (0 on the CPU)", registry=r

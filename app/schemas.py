@@ -15,6 +15,16 @@ EXAMPLE_PNG_BASE64 = (
 )
 EXAMPLE_ID = "AXjaY2AYnOA_EIzKDWK5_3BAPblBAADH_Vmn"  # that image's token, as a prediction names it
 SCORES_EXAMPLE = [0.02, 0.01, 0.03, 0.02, 0.05, 0.01, 0.01, 0.98, 0.02, 0.04]
+RECONSTRUCTION_ERROR = Field(
+    description="how far the decoder's redrawing from the winning capsule is from the input: the sum over "
+    "the 28x28 pixels (values in [0, 1]) of their squared difference; 0 is a perfect redrawing, 784 the most",
+    ge=0,
+)
+IS_DIGIT = Field(
+    description="false when the input does not look like a digit to the model: its reconstruction error is "
+    "above, or its winning capsule shorter than, the thresholds in the model card (GET /v1/model, "
+    "`digit_check`); null when the card has no calibrated thresholds"
+)
 
 
 class ErrorBody(BaseModel):
@@ -48,6 +58,8 @@ class Prediction(BaseModel):
     digit: int = Field(ge=0, le=9)
     scores: list[float] = Field(description="the 10 digit capsules' lengths", min_length=10, max_length=10)
     top_k: list[TopK]
+    reconstruction_error: float = RECONSTRUCTION_ERROR
+    is_digit: bool | None = IS_DIGIT
     links: Links
 
 
@@ -64,6 +76,8 @@ class PredictResponse(BaseModel):
                             "digit": 7,
                             "scores": SCORES_EXAMPLE,
                             "top_k": [{"digit": 7, "score": 0.98}, {"digit": 4, "score": 0.05}],
+                            "reconstruction_error": 11.8,
+                            "is_digit": True,
                             "links": {
                                 "input": f"/v1/inputs/{EXAMPLE_ID}.png",
                                 "reconstruction": f"/v1/reconstructions/{EXAMPLE_ID}.png",
@@ -82,6 +96,8 @@ class Capsules(BaseModel):
     digit: int = Field(ge=0, le=9)
     lengths: list[float] = Field(min_length=10, max_length=10)
     poses: list[list[float]] = Field(description="10 pose vectors of 16 numbers, one per digit")
+    reconstruction_error: float = RECONSTRUCTION_ERROR
+    is_digit: bool | None = IS_DIGIT
 
 
 class CapsulesResponse(BaseModel):
@@ -121,6 +137,9 @@ class ModelInfo(BaseModel):
     evaluation: dict[str, Any] | None = Field(description="test-set figures from the model card, if recorded")
     card_warning: str | None = Field(
         description="why the model card beside the weights may not describe them (null when it matches)"
+    )
+    digit_check: dict[str, Any] | None = Field(
+        default=None, description="the is_digit rule and thresholds from the model card (capsnet-calibrate)"
     )
 
 

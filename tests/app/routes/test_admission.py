@@ -30,7 +30,7 @@ def make_model_untouchable(monkeypatch) -> None:
     async def touched(*args, **kwargs):
         raise AssertionError("the model was used")
 
-    monkeypatch.setattr(Batcher, "poses", touched)
+    monkeypatch.setattr(Batcher, "infer", touched)
     monkeypatch.setattr(Batcher, "run", touched)
 
 
@@ -110,14 +110,14 @@ def test_images_beyond_the_queue_are_refused_with_503_and_retry_after(
         ("file", (f"{i}.png", png_bytes(np.roll(digit_image, i, axis=1)), "image/png")) for i in range(3)
     ]
     gate = threading.Event()
-    poses = Batcher.poses
+    infer = Batcher.infer
 
     async def held(self, images):
         while not gate.is_set():
             await asyncio.sleep(0.01)
-        return await poses(self, images)
+        return await infer(self, images)
 
-    monkeypatch.setattr(Batcher, "poses", held)
+    monkeypatch.setattr(Batcher, "infer", held)
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(client.post, "/v1/predict", files=files)
         time.sleep(0.3)

@@ -1,0 +1,72 @@
+"""The digit check in the API: `reconstruction_error` and `is_digit` per prediction, thresholds read
+from the model card, `reject_non_digits=true` as a 422, and a counter of flagged inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model.checkpoint import model_card_path, read_model_card
+from model.nondigit import CARD_KEY, DigitRule
+
+
+def with_rule(small_weights: Path, tmp_path: Path, max_error: float, min_length: float) -> Path:
+    """A copy of the small weights whose card carries a digit check with these thresholds."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    weights = tmp_path / "checked.safetensors"
+    shutil.copy(small_weights, weights)
+    card = read_model_card(small_weights)
+    card[CARD_KEY] = DigitRule(max_error, min_length, 0.02, {"set_on": "a test"}).to_card()
+    model_card_path(weights).write_text(json.dumps(card))
+    return weights
+
+
+@pytest.fixture
+def upload(png_bytes, digit_image) -> dict:
+    return {"file": ("d.png", png_bytes(digit_image), "image/png")}
+
+
+def test_the_thresholds_are_read_from_the_model_card(make_client, small_weights, tmp_path, upload) -> None:
+    lenient = make_client(weights=with_rule(small_weights, tmp_path / "a", 784.0, 0.0))
+    strict = make_client(weights=with_rule(small_weights, tmp_path / "b", 0.0, 0.0))
+    [answer] = lenient.post("/v1/predict", files=upload).json()["predictions"]
+    [refused] = strict.post("/v1/predict", files=upload).json()["predictions"]
+    assert answer["is_digit"] is True and refused["is_digit"] is False
+    assert answer["reconstruction_error"] > 0
+    assert answer["reconstruction_error"] == pytest.approx(refused["reconstruction_error"])
+    assert strict.get("/v1/model").json()["digit_check"]["max_reconstruction_error"] == 0.0
+
+
+def test_uncalibrated_weights_answer_is_digit_null_and_never_refuse(client: TestClient, upload) -> None:
+    [p] = client.post("/v1/predict", files=upload, params={"reject_non_digits": "true"}).json()["predictions"]
+    assert p["is_digit"] is None and p["reconstruction_error"] >= 0
+    assert client.get("/v1/model").json()["digit_check"] is None
+
+
+def test_reject_non_digits_answers_422_not_a_digit_with_the_distance(
+    make_client, small_weights, tmp_path, upload
+) -> None:
+    client = make_client(weights=with_rule(small_weights, tmp_path, 0.0, 0.0))
+    for route in ("/v1/predict", "/v1/capsules"):
+        r = client.post(route, files=upload, params={"reject_non_digits": "true"})
+        assert r.status_code == 422
+        error = r.json()["error"]
+        assert error["code"] == "not_a_digit" and "do not look like a digit" in error["message"]
+        [detail] = error["details"]
+        assert detail["index"] == 0 and detail["max_reconstruction_error"] == 0.0
+        assert detail["reconstruction_error"] > 0 and 0 <= detail["capsule_length"] <= 1
+
+
+def test_by_default_a_non_digit_is_answered_with_is_digit_false_and_counted(
+    make_client, small_weights, tmp_path, upload
+) -> None:
+    client = make_client(weights=with_rule(small_weights, tmp_path, 0.0, 0.0))
+    [capsules] = client.post("/v1/capsules", files=upload).json()["capsules"]
+    assert capsules["is_digit"] is False and capsules["reconstruction_error"] > 0
+    client.post("/v1/predict", files=upload)
+    metrics = client.get("/metrics").text
+    assert "capsnet_non_digit_inputs_total 2.0" in metrics

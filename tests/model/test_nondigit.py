@@ -1,0 +1,70 @@
+"""The digit check's rule: calibrated on held-out digits, recorded in the card, read back from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.calibrate import halves, run
+from model.capsnet import CapsNet, CapsNetConfig
+from model.checkpoint import model_card_path, save_weights
+from model.data import Mnist
+from model.nondigit import CARD_KEY, DigitRule, calibrate, poses_and_errors
+
+
+def test_calibration_flags_the_chosen_share_of_the_digits_it_was_set_on() -> None:
+    rng = np.random.default_rng(0)
+    errors, lengths = rng.gamma(4.0, 4.0, 5000), rng.beta(30, 2, 5000)
+    rule = calibrate(errors, lengths, 0.02)
+    flagged = 1.0 - rule.is_digit(errors, lengths).mean()
+    assert 0.019 <= flagged <= 0.02
+    assert (errors > rule.max_reconstruction_error).any() and (lengths < rule.min_capsule_length).any()
+
+
+def test_an_input_is_a_digit_only_when_both_thresholds_hold() -> None:
+    rule = DigitRule(max_reconstruction_error=30.0, min_capsule_length=0.7, false_alarm_rate=0.02)
+    errors, lengths = np.array([10.0, 45.0, 10.0, 45.0]), np.array([0.95, 0.95, 0.3, 0.3])
+    assert rule.is_digit(errors, lengths).tolist() == [True, False, False, False]
+
+
+def test_the_rule_round_trips_through_the_card_and_is_absent_from_an_uncalibrated_one() -> None:
+    rule = DigitRule(31.5, 0.75, 0.02, {"set_on": "even-numbered test images"})
+    card = json.loads(json.dumps({CARD_KEY: rule.to_card()}))
+    assert DigitRule.from_card(card) == rule
+    assert card[CARD_KEY]["rule"].startswith("is_digit = reconstruction_error <=")
+    assert DigitRule.from_card({"config": {}}) is None
+
+
+def test_the_reconstruction_error_is_the_summed_squared_distance_to_the_winners_redrawing() -> None:
+    torch.manual_seed(0)
+    model = CapsNet(CapsNetConfig(conv1_channels=16, primary_types=4)).eval()
+    images = torch.rand(3, 1, 28, 28)
+    with torch.inference_mode():
+        poses, errors = poses_and_errors(model, images)
+        expected = (model.reconstruct(poses) - images).pow(2).sum(dim=(1, 2, 3))
+    assert torch.allclose(errors, expected)
+
+
+def test_calibrate_command_sets_the_thresholds_on_even_test_images_and_writes_the_card(
+    tmp_path: Path, mnist: Mnist
+) -> None:
+    torch.manual_seed(0)
+    weights = tmp_path / "small.safetensors"
+    model = CapsNet(CapsNetConfig(conv1_channels=16, primary_types=4))
+    save_weights(model, weights, {"evaluation": {"x": 1}})
+    entry = run(["--weights", str(weights), "--limit", "200", "--device", "cpu", "--false-alarm-rate", "0.1"])
+    card = json.loads(model_card_path(weights).read_text())
+    assert card[CARD_KEY] == entry and card["evaluation"] == {"x": 1}  # the rest of the card is kept
+    assert entry["false_alarm_rate"] == 0.1 and "even-numbered" in entry["calibration"]["set_on"]
+    calibration_half, measurement_half = halves(mnist.test.head(200))
+    assert np.array_equal(calibration_half.images[1], mnist.test.images[2])
+    assert np.array_equal(measurement_half.images[1], mnist.test.images[3])
+
+
+def test_a_false_alarm_rate_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="false_alarm_rate"):
+        calibrate(np.ones(10), np.ones(10), 1.5)
