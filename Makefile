@@ -28,8 +28,9 @@ serve: $(VENV)/.installed  ## start the service on the shipped weights
 lint: $(VENV)/.installed-test  ## ruff
 	$(BIN)/ruff check .
 
-test: $(VENV)/.installed-test  ## the whole test suite (installs Debian's chromium if missing)
+test: $(VENV)/.installed-test  ## the whole test suite (installs Debian's chromium and fonts if missing)
 	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-fonts.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -14,7 +14,7 @@ const $ = (id) => document.getElementById(id);
 const el = {
   pad: $("pad"), padBox: $("drop-zone"), predict: $("predict"), clear: $("clear"), file: $("file"),
   message: $("message"), result: $("result"), digit: $("digit"), verdict: $("verdict"), bars: $("bars"),
-  input: $("input-img"), recon: $("reconstruction"), reconNote: $("recon-note"),
+  input: $("input-img"), recon: $("reconstruction"), reconNote: $("recon-note"), digitCheck: $("digit-check"),
   sliders: $("sliders"), reset: $("reset"), preview: $("pose-preview"), tweak: $("tweak"), tweakPlaceholder: $("tweak-placeholder"),
   tweakRows: $("tweak-rows"), tweakMark: $("tweak-mark"),
 };
@@ -254,6 +254,7 @@ function showPrediction(prediction, capsule) {
     sure < 0.5 ? " No capsule is long: the network is not sure this is a digit." : "",
   );
   renderBars(scores, digit);
+  showDigitCheck(prediction);
   showImage(el.input, prediction.links.input);
   setReconstruction(prediction.links.reconstruction, "from 16 numbers");
   showImage(el.tweak, prediction.links.tweak);
@@ -261,6 +262,20 @@ function showPrediction(prediction, capsule) {
   renderTweakRows();
   renderSliders(state.original);
   el.reset.disabled = false;
+}
+
+// The server's digit check: is_digit is false when the decoder's redrawing is far from the input
+// or no capsule is long (null when the model card has no calibrated thresholds).
+const NOT_A_DIGIT = "This does not look like a digit to the model.";
+
+function showDigitCheck(prediction) {
+  const notDigit = prediction.is_digit === false;
+  document.body.classList.toggle("not-digit", notDigit);
+  el.digitCheck.hidden = !notDigit;
+  if (!notDigit) return;
+  el.digitCheck.textContent = `${NOT_A_DIGIT} Its redrawing from the winning capsule (right) is far ` +
+    `from what it saw (left): reconstruction error ${prediction.reconstruction_error.toFixed(1)}.`;
+  showMessage(`${NOT_A_DIGIT} Compare the input with its reconstruction below.`, "warning");
 }
 
 function strong(text) {

@@ -160,6 +160,17 @@ def test_a_file_that_is_not_an_image_shows_the_api_error(page, tmp_path):
     assert "image" in message.text_content().lower()
 
 
+def test_a_drawn_square_is_called_not_a_digit_with_its_reconstruction_beside_it(page, artifacts):
+    draw(page, [[(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8), (0.2, 0.2)]])
+    page.click("#predict")
+    wait_for_prediction(page)
+    assert "this does not look like a digit to the model" in page.text_content("#message").lower()
+    check = page.locator("#digit-check")
+    assert check.is_visible() and "reconstruction error" in check.text_content()
+    assert page.locator("#input-img").is_visible() and page.locator("#reconstruction").is_visible()
+    page.screenshot(path=artifacts / "demo-page-not-a-digit.png", full_page=True)
+
+
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}])
 def test_a_finger_draws_a_one_on_a_phone(open_demo, viewport, artifacts):
     page = open_demo(viewport=viewport, is_mobile=True, has_touch=True, device_scale_factor=2)

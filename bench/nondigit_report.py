@@ -1,0 +1,181 @@
+"""Prints, per group of inputs, how often the digit check flags it, and draws its ROC curve.
+
+Every input is an encoded file sent through the service's default preprocessing and the model's
+forward pass, and judged by the rule in the model card (`capsnet-calibrate` sets it). The digits
+are MNIST test images from the measurement half (odd-numbered), never the calibration half.
+"Flagged" means not answered as a digit: `is_digit` false, or refused by preprocessing
+(`no_digit_found`), which the table also counts on its own.
+
+    python -m bench.nondigit_report [--per-group 300] [--digits 1000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from app.errors import NoDigitFound
+from app.imaging import prepare
+from bench.nondigit_sets import Group, digit_groups, non_digit_groups
+from model.calibrate import halves
+from model.capsnet import CapsNet
+from model.checkpoint import load_weights, read_model_card
+from model.data import load_mnist
+from model.device import resolve_device
+from model.evaluate import DEFAULT_WEIGHTS
+from model.nondigit import DigitRule, poses_and_errors
+
+MAX_PIXELS = 4096 * 4096
+DEFAULT_ROC = Path("docs/reports/digit_check_roc.png")
+TARGETS = {  # the most (digits) or the least (non-digits) share that may be / must be flagged
+    "MNIST test digits": ("<=", 0.02),
+    "canvas exports of digits": ("<=", 0.05),
+    "photos of digits on paper": ("<=", 0.05),
+    "letters": (">=", 0.90),
+    "shapes": (">=", 0.90),
+    "scribbles": (">=", 0.90),
+    "photo crops": (">=", 0.90),
+}
+ROC_LEFT_OUT = {"digit-like letters"}  # an "O" is a 0 to anyone: not counted as a miss on the curve
+
+
+@dataclass(frozen=True)
+class Measured:
+    group: Group
+    refused: int  # preprocessing found no ink (no_digit_found)
+    errors: np.ndarray  # of the inputs that reached the model
+    lengths: np.ndarray  # their winning capsule lengths
+
+
+@torch.inference_mode()
+def measure(group: Group, model: CapsNet, device: torch.device, batch_size: int = 256) -> Measured:
+    images, refused = [], 0
+    for data in group.files:
+        try:
+            images.append(prepare(data, "auto", MAX_PIXELS))
+        except NoDigitFound:
+            refused += 1
+    errors, lengths = [], []
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.stack(images[start : start + batch_size])).unsqueeze(1).to(device)
+        poses, error = poses_and_errors(model, x)
+        errors.append(error.cpu().numpy())
+        lengths.append(poses.norm(dim=-1).amax(dim=1).cpu().numpy())
+    return Measured(group, refused, np.concatenate(errors), np.concatenate(lengths))
+
+
+def flagged_share(m: Measured, rule: DigitRule) -> float:
+    answered_as_digit = int(rule.is_digit(m.errors, m.lengths).sum())
+    return 1.0 - answered_as_digit / len(m.group.files)
+
+
+def verdict(name: str, share: float) -> str:
+    if name not in TARGETS:
+        return ""
+    sign, target = TARGETS[name]
+    met = share <= target if sign == "<=" else share >= target
+    return f"{sign} {100 * target:.0f}%  {'met' if met else 'MISSED'}"
+
+
+def print_table(results: list[Measured], rule: DigitRule) -> None:
+    print(
+        f"rule: reconstruction error <= {rule.max_reconstruction_error:.2f} "
+        f"and winning capsule length >= {rule.min_capsule_length:.4f}"
+    )
+    header = f"{'group':28s} {'kind':9s} {'images':>6s} {'refused':>7s} {'median err':>10s} {'flagged':>8s}"
+    print(f"{header}  target")
+    for m in results:
+        share = flagged_share(m, rule)
+        kind = "digit" if m.group.is_digit else "non-digit"
+        median = float(np.median(m.errors)) if len(m.errors) else float("nan")
+        print(
+            f"{m.group.name:28s} {kind:9s} {len(m.group.files):6d} {m.refused:7d} {median:10.1f} "
+            f"{100 * share:7.1f}%  {verdict(m.group.name, share)}"
+        )
+
+
+def roc(digit_scores: np.ndarray, other_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """False-alarm and detection rates over every threshold on a score (higher: less digit-like)."""
+    thresholds = np.unique(np.concatenate([digit_scores, other_scores, [np.inf]]))[::-1]
+    false_alarm = np.array([(digit_scores >= t).mean() for t in thresholds])
+    detection = np.array([(other_scores >= t).mean() for t in thresholds])
+    return false_alarm, detection, float(np.trapezoid(detection, false_alarm))
+
+
+def rule_score(m: Measured, reference: Measured) -> np.ndarray:
+    """The rule as one score: the larger of the error's and the (negated) length's rank among
+    reference digits, so that sweeping one threshold moves both, as calibration does."""
+    error_rank = np.searchsorted(np.sort(reference.errors), m.errors) / len(reference.errors)
+    length_rank = 1.0 - np.searchsorted(np.sort(reference.lengths), m.lengths) / len(reference.lengths)
+    return np.maximum(error_rank, length_rank)
+
+
+def plot_roc(results: list[Measured], rule: DigitRule, path: Path) -> None:
+    digits = [m for m in results if m.group.is_digit]
+    others = [m for m in results if not m.group.is_digit and m.group.name not in ROC_LEFT_OUT]
+    reference = digits[0]  # MNIST test digits
+    scores = {
+        "reconstruction error": lambda m: m.errors,
+        "1 - winning capsule length": lambda m: 1.0 - m.lengths,
+        "the rule (both, at equal shares)": lambda m: rule_score(m, reference),
+    }
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    for label, score in scores.items():
+        digit_scores = np.concatenate([score(m) for m in digits])
+        fa, det, auc = roc(digit_scores, np.concatenate([score(m) for m in others]))
+        ax.plot(100 * fa, 100 * det, label=f"{label} (AUC {auc:.3f})")
+    fa_point = 1 - np.mean(np.concatenate([rule.is_digit(m.errors, m.lengths) for m in digits]))
+    det_point = 1 - np.mean(np.concatenate([rule.is_digit(m.errors, m.lengths) for m in others]))
+    ax.plot(100 * fa_point, 100 * det_point, "ko", label="the model card's thresholds")
+    ax.set(
+        xscale="log",
+        xlim=(0.1, 100),
+        ylim=(0, 100),
+        xlabel="digits flagged (%; MNIST, canvas, photos; log scale)",
+        ylabel="non-digits flagged (%)",
+        title="Digit check: digits vs letters, shapes, scribbles, photos, textures, noise",
+    )
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help=f"(default: {DEFAULT_WEIGHTS})")
+    p.add_argument("--per-group", type=int, default=300, help="non-digits per group (default: 300)")
+    p.add_argument("--digits", type=int, default=1000, help="held-out MNIST digits per group (default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--device", default="cpu", help="(default: cpu)")
+    p.add_argument("--roc", type=Path, default=DEFAULT_ROC, help=f"(default: {DEFAULT_ROC})")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    rule = DigitRule.from_card(read_model_card(args.weights))
+    if rule is None:
+        raise SystemExit(f"{args.weights}: the model card has no digit check; run capsnet-calibrate first")
+    device = resolve_device(args.device)
+    model = load_weights(args.weights, device)
+    _, measurement_half = halves(load_mnist().test)
+    step = max(1, len(measurement_half) // args.digits)
+    groups = digit_groups(measurement_half.images[::step][: args.digits], args.seed)
+    groups += non_digit_groups(args.seed, args.per_group)
+    results = [measure(group, model, device) for group in groups]
+    print_table(results, rule)
+    plot_roc(results, rule, args.roc)
+    print(f"ROC curve: {args.roc}")
+
+
+if __name__ == "__main__":
+    main()
