@@ -4,7 +4,8 @@ Every input is an encoded file sent through the service's default preprocessing 
 forward pass, and judged by the rule in the model card (`capsnet-calibrate` sets it). The digits
 are MNIST test images from the measurement half (odd-numbered), never the calibration half.
 "Flagged" means not answered as a digit: `is_digit` false, or refused by preprocessing
-(`no_digit_found`), which the table also counts on its own.
+(`no_digit_found`), which the table also counts on its own; "err alone" and "len alone" are the
+shares each threshold flags by itself.
 
     python -m bench.nondigit_report [--per-group 300] [--digits 1000] [--seed 0]
 """
@@ -87,15 +88,20 @@ def print_table(results: list[Measured], rule: DigitRule) -> None:
         f"rule: reconstruction error <= {rule.max_reconstruction_error:.2f} "
         f"and winning capsule length >= {rule.min_capsule_length:.4f}"
     )
-    header = f"{'group':28s} {'kind':9s} {'images':>6s} {'refused':>7s} {'median err':>10s} {'flagged':>8s}"
-    print(f"{header}  target")
+    print(
+        f"{'group':27s} {'kind':9s} {'images':>6s} {'refused':>7s} {'median err':>10s} "
+        f"{'err alone':>9s} {'len alone':>9s} {'flagged':>8s}  target"
+    )
     for m in results:
         share = flagged_share(m, rule)
         kind = "digit" if m.group.is_digit else "non-digit"
         median = float(np.median(m.errors)) if len(m.errors) else float("nan")
+        by_error = float((m.errors > rule.max_reconstruction_error).sum()) / len(m.group.files)
+        by_length = float((m.lengths < rule.min_capsule_length).sum()) / len(m.group.files)
         print(
-            f"{m.group.name:28s} {kind:9s} {len(m.group.files):6d} {m.refused:7d} {median:10.1f} "
-            f"{100 * share:7.1f}%  {verdict(m.group.name, share)}"
+            f"{m.group.name:27s} {kind:9s} {len(m.group.files):6d} {m.refused:7d} {median:10.1f} "
+            f"{100 * by_error:8.1f}% {100 * by_length:8.1f}% {100 * share:7.1f}%  "
+            + verdict(m.group.name, share)
         )
 
 

@@ -7,7 +7,7 @@ The shipped weights trained on all 60k training images, so the only digits they 
 measure how many held-out digits the rule then flags. Even/odd rather than first/second half
 because the test set's first 5000 images are the cleaner writers (LeCun et al.).
 
-    capsnet-calibrate --weights weights/capsnet-mnist.safetensors --false-alarm-rate 0.02
+    capsnet-calibrate --weights weights/capsnet-mnist.safetensors --false-alarm-rate 0.015
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from model.device import resolve_device
 from model.evaluate import DEFAULT_WEIGHTS
 from model.nondigit import CARD_KEY, calibrate, poses_and_errors
 
-DEFAULT_RATE = 0.02
+DEFAULT_RATE = 0.015  # under 2% with a margin: the held-out half differs from the calibration half by ~0.2%
 
 
 @torch.inference_mode()
@@ -76,13 +76,14 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     rule = calibrate(errors, lengths, args.false_alarm_rate)
     held_out_errors, held_out_lengths = errors_and_lengths(model, measurement_half, device)
     measured = 1.0 - float(rule.is_digit(held_out_errors, held_out_lengths).mean())
+    flagged = 1.0 - float(rule.is_digit(errors, lengths).mean())
     rule = replace(
         rule,
         calibration={
-            "set_on": f"MNIST test split, even-numbered images: {len(calibration_half)} digits",
-            "flagged_there": 1.0 - float(rule.is_digit(errors, lengths).mean()),
-            "measured_on": f"MNIST test split, odd-numbered images: {len(measurement_half)} digits",
-            "flagged_there_measured": measured,
+            "calibration_half": f"MNIST test split, even-numbered images: {len(calibration_half)} digits",
+            "calibration_half_flagged": flagged,
+            "measurement_half": f"MNIST test split, odd-numbered images: {len(measurement_half)} digits",
+            "measurement_half_flagged": measured,
             "weights_sha256": sha256_file(args.weights),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         },
@@ -92,7 +93,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"is a digit when reconstruction error <= {rule.max_reconstruction_error:.2f} "
         f"and winning capsule length >= {rule.min_capsule_length:.4f}\n"
-        f"flags {100 * rule.calibration['flagged_there']:.2f}% of the {len(calibration_half)} calibration "
+        f"flags {100 * flagged:.2f}% of the {len(calibration_half)} calibration "
         f"digits and {100 * measured:.2f}% of the {len(measurement_half)} held-out ones"
         + ("" if args.dry_run else f"; recorded in {args.weights.with_suffix('.json')}")
     )

@@ -20,7 +20,7 @@ def with_rule(small_weights: Path, tmp_path: Path, max_error: float, min_length:
     weights = tmp_path / "checked.safetensors"
     shutil.copy(small_weights, weights)
     card = read_model_card(small_weights)
-    card[CARD_KEY] = DigitRule(max_error, min_length, 0.02, {"set_on": "a test"}).to_card()
+    card[CARD_KEY] = DigitRule(max_error, min_length, 0.02, {"calibration_half": "a test"}).to_card()
     model_card_path(weights).write_text(json.dumps(card))
     return weights
 

@@ -32,7 +32,7 @@ def test_an_input_is_a_digit_only_when_both_thresholds_hold() -> None:
 
 
 def test_the_rule_round_trips_through_the_card_and_is_absent_from_an_uncalibrated_one() -> None:
-    rule = DigitRule(31.5, 0.75, 0.02, {"set_on": "even-numbered test images"})
+    rule = DigitRule(31.5, 0.75, 0.02, {"calibration_half": "even-numbered test images"})
     card = json.loads(json.dumps({CARD_KEY: rule.to_card()}))
     assert DigitRule.from_card(card) == rule
     assert card[CARD_KEY]["rule"].startswith("is_digit = reconstruction_error <=")
@@ -59,7 +59,7 @@ def test_calibrate_command_sets_the_thresholds_on_even_test_images_and_writes_th
     entry = run(["--weights", str(weights), "--limit", "200", "--device", "cpu", "--false-alarm-rate", "0.1"])
     card = json.loads(model_card_path(weights).read_text())
     assert card[CARD_KEY] == entry and card["evaluation"] == {"x": 1}  # the rest of the card is kept
-    assert entry["false_alarm_rate"] == 0.1 and "even-numbered" in entry["calibration"]["set_on"]
+    assert entry["false_alarm_rate"] == 0.1 and "even-numbered" in entry["calibration"]["calibration_half"]
     calibration_half, measurement_half = halves(mnist.test.head(200))
     assert np.array_equal(calibration_half.images[1], mnist.test.images[2])
     assert np.array_equal(measurement_half.images[1], mnist.test.images[3])
