@@ -72,7 +72,7 @@ def measure(group: Group, model: CapsNet, device: torch.device, batch_size: int 
 
 def flagged_share(m: Measured, rule: DigitRule) -> float:
     answered_as_digit = int(rule.is_digit(m.errors, m.lengths).sum())
-    return 1.0 - answered_as_digit / len(m.group.files)
+    return (len(m.group.files) - answered_as_digit) / len(m.group.files)  # 50/1000 is exactly 0.05
 
 
 def verdict(name: str, share: float) -> str:
@@ -113,22 +113,19 @@ def roc(digit_scores: np.ndarray, other_scores: np.ndarray) -> tuple[np.ndarray,
     return false_alarm, detection, float(np.trapezoid(detection, false_alarm))
 
 
-def rule_score(m: Measured, reference: Measured) -> np.ndarray:
-    """The rule as one score: the larger of the error's and the (negated) length's rank among
-    reference digits, so that sweeping one threshold moves both, as calibration does."""
-    error_rank = np.searchsorted(np.sort(reference.errors), m.errors) / len(reference.errors)
-    length_rank = 1.0 - np.searchsorted(np.sort(reference.lengths), m.lengths) / len(reference.lengths)
-    return np.maximum(error_rank, length_rank)
+def rule_score(m: Measured, rule: DigitRule) -> np.ndarray:
+    """The rule as one score, flagged above 1: how far past either threshold an input is. Sweeping
+    a threshold on it scales both of the card's thresholds together, through the card's point."""
+    return np.maximum(m.errors / rule.max_reconstruction_error, rule.min_capsule_length / m.lengths)
 
 
 def plot_roc(results: list[Measured], rule: DigitRule, path: Path) -> None:
     digits = [m for m in results if m.group.is_digit]
     others = [m for m in results if not m.group.is_digit and m.group.name not in ROC_LEFT_OUT]
-    reference = digits[0]  # MNIST test digits
     scores = {
         "reconstruction error": lambda m: m.errors,
         "1 - winning capsule length": lambda m: 1.0 - m.lengths,
-        "the rule (both, at equal shares)": lambda m: rule_score(m, reference),
+        "the rule (both thresholds scaled together)": lambda m: rule_score(m, rule),
     }
     fig, ax = plt.subplots(figsize=(6, 5.5))
     for label, score in scores.items():
