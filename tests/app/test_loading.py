@@ -10,11 +10,10 @@ import logging
 import numpy as np
 import pytest
 
-from app.loading import UnservableWeights, load_model
+from app.loading import GEN0_THRESHOLD, UnservableWeights, load_model
 from app.settings import Settings
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import model_card_path, save_weights
-
 
 def test_model_info_names_the_precision_and_bf16_predicts_like_fp32(
     make_client, png_bytes, digit_image
@@ -29,8 +28,9 @@ def test_model_info_names_the_precision_and_bf16_predicts_like_fp32(
     assert np.allclose(scores["bf16"], scores["fp32"], atol=2e-2)
 
 
-def test_the_start_up_heap_is_frozen_out_of_the_collector(client) -> None:
+def test_the_start_up_heap_is_frozen_out_of_the_collector_and_young_collections_are_rarer(client) -> None:
     assert gc.get_freeze_count() > 10_000
+    assert gc.get_threshold()[0] == GEN0_THRESHOLD > 700
 
 
 def test_model_info_says_when_the_card_does_not_describe_the_weights(
