@@ -1,167 +1,284 @@
-"""Load test for POST /v1/predict: throughput and latency percentiles, micro-batching on and off.
+"""Load test: the service against its peers, under the same wrk load, in the same run.
 
-Starts the service itself (`capsnet-serve` on a free loopback port) once with
-CAPSNET_BATCHING=on and once with off, and for each reports the start-up time to ready, then
-throughput and p50/p95/p99 latency at 1, 8 and 32 concurrent clients, then the server's resident
-memory (current and peak).
+Starts four servers on loopback ports, all serving the same weights on the same device:
+  service            capsnet-serve, micro-batching on
+  service-unbatched  capsnet-serve, CAPSNET_BATCHING=off (one forward pass per image)
+  litserve           bench/peers/litserve_app.py (batch 32, 5 ms window; `pip install -e '.[bench]'`)
+  naive              bench/peers/naive_app.py (FastAPI, one forward pass per request in the threadpool)
+then drives each with wrk (a compiled closed-loop generator: `apt-get install wrk`) at 1, 8 and 32
+connections. The points are interleaved (every server at 1 connection, then every server at 8,
+...), so a neighbour's load on a shared machine falls on all of them alike; read the ratios.
 
-Why an async httpx2 client and not locust: locust is the well-known tool, but it is built for
-distributed open-ended load with a web UI and a gevent runtime, and would be one more dependency.
-Here the question is narrow (closed-loop clients against one process on the same 2-core machine,
-batching on versus off, in one scripted run), httpx2 is already a test dependency, and one asyncio
-client process costs little CPU beside the server, so it skews the measurement less than
-locust's worker processes would. Each client sends one image per request and waits for the
-answer before sending the next (closed loop), which is what "N concurrent clients" means below.
+Every request is POST /v1/predict with one MNIST test digit as a multipart PNG, rotating through
+`--images` distinct digits (more than the service's input cache holds), so every request pays
+for a real forward pass. Printed per point: req/s, p50 and p99 latency, CPU time per request
+(all the server's processes); per server: resident memory after the last point (summed over its
+processes); then the ratios the service is held to.
 
-The service's input cache is made useless on purpose (CAPSNET_SAMPLE_CACHE_BYTES=0 and a different
-MNIST test digit for every request), so every request pays for its forward pass.
-
-    python bench/load_test.py                 # 20 s per point, 1/8/32 clients
-    python bench/load_test.py --duration 3    # a smoke run
+    python bench/load_test.py                               # 15 s per point, CPU
+    python bench/load_test.py --duration 5 --warmup 2       # a quick run
+    python bench/load_test.py --device cuda --duration 5    # on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
-import itertools
+import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
-import time
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2
 import numpy as np
+import processes  # bench/processes.py, beside this script
+import torch
 from PIL import Image
 
-from app.testing import free_port, wait_ready
+from app.testing import free_port
 from model.data import load_mnist
 
 REPO = Path(__file__).resolve().parent.parent
-ROW = "{:<12} {:>7} {:>8} {:>9} {:>8} {:>8} {:>8} {:>6}"
+LUA = REPO / "bench" / "wrk_predict.lua"
+BOUNDARY = "capsnetbenchboundary"
+SERVERS = ("service", "service-unbatched", "litserve", "naive")
 
 
-def mnist_pngs(count: int) -> list[bytes]:
-    pngs = []
-    for image in load_mnist().test.images[:count]:
-        out = io.BytesIO()
-        Image.fromarray(image).save(out, "PNG")
-        pngs.append(out.getvalue())
-    return pngs
+@dataclass(frozen=True)
+class Point:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_request: float
+    errors: int
 
 
-def start_server(port: int, batching: bool, weights: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "CAPSNET_PORT": str(port),
-        "CAPSNET_HOST": "127.0.0.1",
-        "CAPSNET_BATCHING": "on" if batching else "off",
-        "CAPSNET_WEIGHTS": str(weights),
-        "CAPSNET_SAMPLE_CACHE_BYTES": "0",
-        "CAPSNET_LOG_LEVEL": "warning",
-    }
-    cmd = [sys.executable, "-c", "from app.cli import main; main()"]
-    return subprocess.Popen(cmd, env=env, cwd=REPO)
-
-
-def resident_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) in MiB from /proc: the resident memory now and at its peak."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return tuple(int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
-
-
-async def run_clients(base: str, pngs: list[bytes], clients: int, duration: float) -> tuple[list[float], int]:
-    """Closed loop: each client posts, awaits the answer, posts again until `duration` ends."""
-    latencies: list[float] = []
-    errors = 0
-    counter = itertools.count()
-    deadline = time.perf_counter() + duration
-    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
-
-        async def one_client() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                data = pngs[next(counter) % len(pngs)]
-                start = time.perf_counter()
-                r = await client.post("/v1/predict", files={"file": ("d.png", data, "image/png")})
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    errors += 1
-
-        await asyncio.gather(*(one_client() for _ in range(clients)))
-    return latencies, errors
-
-
-def report(mode: str, clients: int, latencies: list[float], errors: int, duration: float) -> None:
-    ms = np.array(latencies) * 1000
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99]) if len(ms) else (float("nan"),) * 3
-    row = [
-        mode,
-        clients,
-        len(ms),
-        f"{len(ms) / duration:.1f}",
-        f"{p50:.1f}",
-        f"{p95:.1f}",
-        f"{p99:.1f}",
-        errors,
-    ]
-    print(ROW.format(*row), flush=True)
-
-
-def bench_mode(batching: bool, args: argparse.Namespace, pngs: list[bytes]) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = start_server(port, batching, args.weights)
-    mode = "batching on" if batching else "batching off"
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo, with the bf16 instructions it has, if any."""
     try:
-        startup = wait_ready(base, server)
-        print(f"{mode}: ready in {startup:.2f} s, resident {resident_mb(server.pid)[0]:.0f} MiB", flush=True)
-        asyncio.run(run_clients(base, pngs, max(args.clients), args.warmup))  # warm up, not reported
-        for clients in args.clients:
-            latencies, errors = asyncio.run(run_clients(base, pngs, clients, args.duration))
-            report(mode, clients, latencies, errors, args.duration)
-        rss, peak = resident_mb(server.pid)
-        print(f"{mode}: resident memory after the run {rss:.0f} MiB (peak {peak:.0f} MiB)", flush=True)
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
+    bf16 = [flag for flag in ("avx512_bf16", "amx_bf16") if flag in fields.get("flags", "").split()]
+    return fields.get("model name", platform.machine()) + (f" ({', '.join(bf16)})" if bf16 else "")
+
+
+def write_bodies(directory: Path, count: int) -> None:
+    """`count` MNIST test digits as multipart bodies, back to back, for wrk_predict.lua."""
+    lengths = []
+    with open(directory / "bodies.bin", "wb") as out:
+        for image in load_mnist().test.images[:count]:
+            png = io.BytesIO()
+            Image.fromarray(image).save(png, "PNG")
+            body = (
+                (
+                    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n'
+                    f"Content-Type: image/png\r\n\r\n"
+                ).encode()
+                + png.getvalue()
+                + f"\r\n--{BOUNDARY}--\r\n".encode()
+            )
+            out.write(body)
+            lengths.append(len(body))
+    (directory / "bodies.idx").write_text("".join(f"{n}\n" for n in lengths))
+
+
+def server_spec(name: str, port: int, args: argparse.Namespace) -> processes.ServerSpec:
+    python = sys.executable
+    weights = str(args.weights.resolve())
+    if name.startswith("service"):
+        env = {
+            "CAPSNET_PORT": str(port),
+            "CAPSNET_WEIGHTS": weights,
+            "CAPSNET_DEVICE": args.device,
+            "CAPSNET_PRECISION": args.precision,
+            "CAPSNET_BATCHING": "off" if name == "service-unbatched" else "on",
+            "CAPSNET_MAX_BATCH_WAIT_MS": str(args.batch_wait_ms),
+            "CAPSNET_LOG_LEVEL": "warning",
+        }
+        return processes.ServerSpec(
+            name, port, [python, "-c", "from app.cli import main; main()"], env, "/readyz"
+        )
+    peer = ["--port", str(port), "--weights", weights, "--device", args.device]
+    peer += ["--precision", args.peer_precision]
+    script = str(REPO / "bench" / "peers" / f"{name}_app.py")
+    return processes.ServerSpec(
+        name, port, [python, script, *peer], {}, "/health" if name == "litserve" else "/readyz"
+    )
+
+
+def wrk(
+    server: processes.Server, connections: int, duration: int, bodies: Path
+) -> tuple[dict[str, int], float]:
+    """One wrk run; returns its RESULT line and the CPU seconds the server's processes spent."""
+    url = f"http://127.0.0.1:{server.port}/v1/predict"
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url]
+    cpu_before = processes.cpu_seconds(server.process.pid)
+    out = subprocess.run([*cmd, "--", str(bodies), BOUNDARY], capture_output=True, text=True, check=True)
+    cpu = processes.cpu_seconds(server.process.pid) - cpu_before
+    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT ")), cpu
+
+
+def measure(server: processes.Server, connections: int, duration: int, bodies: Path) -> Point:
+    """One point, with the server resumed for it and paused again after."""
+    processes.resume(server)
+    try:
+        result, cpu = wrk(server, connections, duration, bodies)
     finally:
-        server.terminate()  # SIGTERM: the graceful path
-        server.wait(timeout=60)
+        processes.pause(server)
+    done = max(result["requests"], 1)
+    return Point(
+        requests_per_s=result["requests"] / (result["duration_us"] / 1e6),
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        cpu_ms_per_request=1000 * cpu / done,
+        errors=result["errors"],
+    )
+
+
+def mean_point(points: list[Point]) -> Point:
+    """The rounds' mean of every figure (errors summed)."""
+    return Point(
+        *(float(np.mean([getattr(p, f) for p in points])) for f in ("requests_per_s", "p50_ms", "p99_ms")),
+        float(np.mean([p.cpu_ms_per_request for p in points])),
+        sum(p.errors for p in points),
+    )
+
+
+def print_table(
+    results: dict[tuple[str, int], Point], rss: dict[str, float], args: argparse.Namespace
+) -> None:
+    print("\n| server | connections | req/s | p50 ms | p99 ms | p99/p50 | CPU ms/req | errors |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.servers:
+        for c in args.connections:
+            p = results[name, c]
+            print(
+                f"| {name} | {c} | {p.requests_per_s:.0f} | {p.p50_ms:.1f} | {p.p99_ms:.1f} | "
+                f"{p.p99_ms / p.p50_ms:.2f} | {p.cpu_ms_per_request:.2f} | {p.errors} |"
+            )
+    top = max(args.connections)
+    print(f"\nresident memory after the {top}-connection point (MiB, all of a server's processes):")
+    print("  " + ", ".join(f"{name} {rss[name]:.0f}" for name in args.servers))
+
+
+def print_ratios(
+    results: dict[tuple[str, int], Point], rss: dict[str, float], args: argparse.Namespace
+) -> None:
+    """The service's targets, as ratios within this run."""
+    low, top = min(args.connections), max(args.connections)
+    s_low, s_top = results["service", low], results["service", top]
+    print("\nratios (service / peer; target in brackets):")
+    if "naive" in args.servers:
+        n = results["naive", low]
+        print(
+            f"  {low} connection: req/s {s_low.requests_per_s / n.requests_per_s:.2f}x naive [>= 0.9], "
+            f"p50 {n.p50_ms / s_low.p50_ms:.2f}x naive's speed [>= 0.9]"
+        )
+    if "service-unbatched" in args.servers:
+        u = results["service-unbatched", low]
+        print(f"  {low} connection: p50 {s_low.p50_ms:.1f} ms batched vs {u.p50_ms:.1f} ms unbatched")
+    if "litserve" in args.servers:
+        lit = results["litserve", top]
+        print(
+            f"  {top} connections: req/s {s_top.requests_per_s / lit.requests_per_s:.2f}x LitServe [>= 1.3]"
+        )
+    print(
+        f"  {top} connections: p99/p50 {s_top.p99_ms / s_top.p50_ms:.2f} [<= 2]; "
+        f"resident {rss['service']:.0f} MiB [<= 600 MB]"
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--duration", type=float, default=20.0, help="seconds per measurement (default: 20)")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds of unreported load first (default: 3)")
+    p.add_argument("--duration", type=int, default=15, help="seconds per point (default: 15)")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of unreported load per server (default: 3)")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds, averaged (default: 1)")
     p.add_argument(
-        "--clients",
+        "--connections",
         type=lambda s: [int(c) for c in s.split(",")],
         default=[1, 8, 32],
         help="(default: 1,8,32)",
     )
+    p.add_argument(
+        "--servers",
+        type=lambda s: s.split(","),
+        default=list(SERVERS),
+        help=f"any of {','.join(SERVERS)}; the ratios need service (default: all)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for every server (default: cpu)")
+    p.add_argument("--precision", default="auto", help="the service's CAPSNET_PRECISION (default: auto)")
+    p.add_argument("--peer-precision", default="fp32", help="LitServe's and naive's (default: fp32)")
+    p.add_argument("--batch-wait-ms", type=float, default=0.0, help="CAPSNET_MAX_BATCH_WAIT_MS (default: 0)")
+    p.add_argument("--images", type=int, default=4000, help="distinct MNIST digits sent (default: 4000)")
     p.add_argument(
         "--weights",
         type=Path,
         default=REPO / "weights" / "capsnet-mnist.safetensors",
         help="(default: weights/capsnet-mnist.safetensors)",
     )
-    p.add_argument(
-        "--images", type=int, default=10_000, help="distinct MNIST test digits to send (default: all)"
-    )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = set(args.servers) - set(SERVERS)
+    if unknown or "service" not in args.servers:
+        p.error(f"--servers takes some of {','.join(SERVERS)}, service included; got {sorted(unknown)}")
+    if shutil.which("wrk") is None:
+        p.error("wrk is not installed (Debian: apt-get install -y --no-install-recommends wrk)")
+    return args
+
+
+def run_points(
+    servers: list[processes.Server], args: argparse.Namespace, bodies: Path
+) -> tuple[dict[tuple[str, int], Point], dict[str, float]]:
+    """Every server at each connection count in turn, round after round (alternating the order);
+    returns the rounds' mean per point and each server's resident memory after its last point."""
+    runs: dict[tuple[str, int], list[Point]] = {}
+    rss: dict[str, float] = {}
+    for server in servers:
+        measure(server, max(args.connections), args.warmup, bodies)  # warm-up, not reported
+    for round_ in range(args.rounds):
+        for c in args.connections:
+            for server in servers if round_ % 2 == 0 else servers[::-1]:
+                point = measure(server, c, args.duration, bodies)
+                runs.setdefault((server.name, c), []).append(point)
+                print(
+                    f"  {server.name:<18} {c:>3} conn  {point.requests_per_s:6.0f} req/s  "
+                    f"p50 {point.p50_ms:6.1f}  p99 {point.p99_ms:6.1f} ms",
+                    flush=True,
+                )
+                if c == max(args.connections):
+                    rss[server.name] = max(
+                        rss.get(server.name, 0.0), processes.resident_mb(server.process.pid)
+                    )
+    return {key: mean_point(points) for key, points in runs.items()}, rss
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    pngs = mnist_pngs(args.images)
     print(
-        f"POST /v1/predict, one MNIST digit per request, {args.duration:g} s per point, {os.cpu_count()} CPUs"
+        f"# {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"device {args.device}, service precision {args.precision}, peers {args.peer_precision}"
     )
-    print(ROW.format("mode", "clients", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"))
-    for batching in (True, False):
-        bench_mode(batching, args, pngs)
+    print(f"# python bench/load_test.py {' '.join(sys.argv[1:])}", flush=True)
+    servers: list[processes.Server] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        write_bodies(Path(tmp), args.images)
+        try:
+            for name in args.servers:
+                servers.append(processes.start(server_spec(name, free_port(), args), cwd=REPO))
+                processes.pause(servers[-1])
+                print(f"{name}: ready in {servers[-1].ready_s:.1f} s", flush=True)
+            results, rss = run_points(servers, args, Path(tmp))
+        finally:
+            for server in servers:
+                processes.stop(server)
+    print_table(results, rss, args)
+    print_ratios(results, rss, args)
 
 
 if __name__ == "__main__":
