@@ -29,7 +29,7 @@ from model.checkpoint import CheckpointError, card_mismatch, load_weights, read_
 from model.data import sha256_file
 from model.device import resolve_device
 from model.nondigit import CARD_KEY
-from model.precision import Precision, autocast, resolve_precision
+from model.precision import Precision, autocast, resolve_precision, store_convolutions_in
 
 log = logging.getLogger("capsnet.serve")
 GEN0_THRESHOLD = 10_000  # allocations (net of frees) between young collections; Python's default is 700
@@ -51,10 +51,11 @@ def load_model(settings: Settings) -> LoadedModel:
     model = load_weights(settings.weights, device)
     ensure_servable(model.config, settings.weights)
     sha256 = sha256_file(settings.weights)
-    warm_up(model, device, precision, settings.max_batch_size if settings.batching else 1)
     info = {**describe(model, device, settings.weights, sha256), "precision": precision}
     if info["card_warning"]:
         log.warning("%s", info["card_warning"])
+    store_convolutions_in(model, precision)
+    warm_up(model, device, precision, settings.max_batch_size if settings.batching else 1)
     freeze_startup_heap()
     seconds = time.perf_counter() - start
     log.info(

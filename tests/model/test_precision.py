@@ -7,7 +7,7 @@ import torch
 
 import model.precision as precision_module
 from model.capsnet import CapsNet, CapsNetConfig
-from model.precision import autocast, resolve_precision
+from model.precision import autocast, resolve_precision, store_convolutions_in
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
@@ -43,3 +43,16 @@ def test_bf16_runs_the_convolutions_in_bf16_and_keeps_the_capsules_fp32() -> Non
     assert conv_dtypes == [torch.bfloat16, torch.float32]
     assert poses.dtype == torch.float32
     assert torch.allclose(poses, reference, atol=2e-2)
+
+
+def test_bf16_convolution_weights_stored_once_give_exactly_what_autocast_gives() -> None:
+    torch.manual_seed(0)
+    model = CapsNet(CapsNetConfig(conv1_channels=16, primary_types=4)).eval()
+    images = torch.rand(3, 1, 28, 28)
+    with torch.inference_mode(), autocast(torch.device("cpu"), "bf16"):
+        expected = model.poses(images)
+        store_convolutions_in(model, "bf16")
+        stored = model.poses(images)
+    assert model.conv1.weight.dtype == model.primary.conv.weight.dtype == torch.bfloat16
+    assert model.digits.weight.dtype == torch.float32
+    assert torch.equal(stored, expected)
