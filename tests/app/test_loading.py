@@ -15,6 +15,7 @@ from app.settings import Settings
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import model_card_path, save_weights
 
+
 def test_model_info_names_the_precision_and_bf16_predicts_like_fp32(
     make_client, png_bytes, digit_image
 ) -> None:
