@@ -216,7 +216,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", default="auto", help="the service's CAPSNET_PRECISION (default: auto)")
     p.add_argument("--peer-precision", default="fp32", help="LitServe's and naive's (default: fp32)")
     p.add_argument("--batch-wait-ms", type=float, default=0.0, help="CAPSNET_MAX_BATCH_WAIT_MS (default: 0)")
-    p.add_argument("--images", type=int, default=4000, help="distinct MNIST digits sent (default: 4000)")
+    p.add_argument(
+        "--images", type=int, default=10_000, help="distinct MNIST test digits sent (default: all 10,000)"
+    )
     p.add_argument(
         "--weights",
         type=Path,
