@@ -123,7 +123,15 @@ def test_a_run_killed_at_any_moment_resumes_without_repeating_an_epoch(tmp_path:
 
 def test_ctrl_c_ends_with_one_line_saying_how_to_resume(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "model.train", *TINY_RUN, "--epochs", "50", "--out-dir", str(tmp_path)]
-    run = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a shell that starts the tests in the background hands them SIGINT ignored: restore it
+    run = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 240
     while not (tmp_path / "metrics.jsonl").exists():
         assert run.poll() is None and time.monotonic() < deadline, "epoch 1 did not finish"
