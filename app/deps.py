@@ -16,7 +16,7 @@ from app.errors import ModelLoadFailed, ModelNotReady, Unauthorized
 from app.imaging import Preprocess
 from app.schemas import EXAMPLE_PNG_BASE64, ErrorResponse
 from app.settings import Settings, get_settings
-from app.uploads import read_images
+from app.uploads import Upload, read_images
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 api_key_header = APIKeyHeader(
@@ -42,12 +42,12 @@ def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(a
         raise Unauthorized("missing or wrong X-API-Key header")
 
 
-async def uploaded_images(request: Request, settings: SettingsDep) -> list[bytes]:
+async def uploaded_images(request: Request, settings: SettingsDep) -> list[Upload]:
     return await read_images(request, settings)
 
 
 PlaneDep = Annotated[DataPlane, Depends(get_plane)]
-ImagesDep = Annotated[list[bytes], Depends(uploaded_images)]
+ImagesDep = Annotated[list[Upload], Depends(uploaded_images)]
 PreprocessQuery = Annotated[
     Preprocess, Query(description="auto: MNIST-style preprocessing; none: a 28x28 image fed as it is")
 ]

@@ -28,11 +28,12 @@ from app import links, png
 from app.admission import Admission
 from app.batcher import Batcher, Inference
 from app.cache import LruCache
-from app.errors import InvalidParameter, NotADigit, TooManyImages
-from app.imaging import Preprocess, prepare
+from app.errors import InvalidParameter, NotADigit, ServiceError, TooManyImages
+from app.imaging import Layout, Preprocess, prepare
 from app.metrics import Metrics
 from app.renders import DecodePng, Geometry, InputPng, PngParams, ReconstructionPng, TweakPng
 from app.settings import Settings
+from app.uploads import Upload
 from model.capsnet import CapsNet
 from model.nondigit import DigitRule
 
@@ -64,12 +65,13 @@ class DataPlane:
         self.batcher, self.info, self.metrics = batcher, info, metrics
         self.geometry = Geometry.of(batcher.model.config, settings.max_output_pixels)
         self.max_image_pixels = settings.max_image_pixels
+        self.layout = Layout.of_model(info)  # the input size and digit box the model was trained on
         self.admission = Admission(images=settings.max_queue, pixels=settings.max_render_pixels)
         self.samples: LruCache[str, Sample] = LruCache(settings.sample_cache_bytes, sample_bytes)
         self.pngs: LruCache[tuple[str, PngParams], bytes] = LruCache(settings.png_cache_bytes, len)
         self.digit_rule = DigitRule.from_card(info)
 
-    async def infer(self, files: list[bytes], preprocess: Preprocess) -> list[Sample]:
+    async def infer(self, files: list[Upload], preprocess: Preprocess) -> list[Sample]:
         """Encoded images -> their samples (poses and scores), in order."""
         async with self.admission.admit(images=len(files)):
             return await self._samples(await self._prepare(files, preprocess))
@@ -82,7 +84,7 @@ class DataPlane:
         async with self.admission.admit(images=len(pixels)):
             return await self._samples(links.quantise(pixels))
 
-    async def render_upload(self, files: list[bytes], preprocess: Preprocess, params: PngParams) -> bytes:
+    async def render_upload(self, files: list[Upload], preprocess: Preprocess, params: PngParams) -> bytes:
         """One uploaded image -> the PNG `params` describe."""
         pixels = self.geometry.check(params)
         if len(files) != 1:
@@ -116,12 +118,22 @@ class DataPlane:
         async with self.admission.admit(pixels=len(samples) * self.geometry.side**2):
             return await self.batcher.run(decode_predicted(np.stack([s.poses for s in samples])))
 
-    async def _prepare(self, files: list[bytes], preprocess: Preprocess) -> np.ndarray:
+    async def _prepare(self, files: list[Upload], preprocess: Preprocess) -> np.ndarray:
         """Decodes and preprocesses off the event loop -> (N, side, side) on 256 levels."""
         start = time.perf_counter()
-        images = [await run_in_threadpool(prepare, data, preprocess, self.max_image_pixels) for data in files]
+        images = [
+            await run_in_threadpool(self._prepare_one, index, upload, preprocess)
+            for index, upload in enumerate(files)
+        ]
         self.metrics.stage.labels("preprocess").observe(time.perf_counter() - start)
         return links.quantise(np.stack(images))
+
+    def _prepare_one(self, index: int, upload: Upload, preprocess: Preprocess) -> np.ndarray:
+        """One file's model input; an error names the file, so one bad image among many is found."""
+        try:
+            return prepare(upload.data, preprocess, self.max_image_pixels, self.layout)
+        except ServiceError as e:
+            raise e.about_image(index, upload.name) from e
 
     async def _samples(self, images: np.ndarray) -> list[Sample]:
         """Quantised images -> samples; only those not in the cache go through the model."""

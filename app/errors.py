@@ -37,6 +37,13 @@ class ServiceError(Exception):
         self.message = message
         self.details = details
 
+    def about_image(self, index: int, filename: str) -> ServiceError:
+        """The same error for image `index` of a request: its message and details name the image."""
+        details = {"index": index, "filename": filename}
+        if isinstance(self.details, dict):
+            details |= self.details
+        return type(self)(f"image {index} ({filename}): {self.message}", details)
+
 
 class EmptyUpload(ServiceError):
     code = "empty_body"

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -22,7 +23,15 @@ from app.settings import Settings
 FIELD = "file"
 
 
-async def read_images(request: Request, settings: Settings) -> list[bytes]:
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded image and the name an error about it gives: its filename, or `images[i]`."""
+
+    name: str
+    data: bytes
+
+
+async def read_images(request: Request, settings: Settings) -> list[Upload]:
     limit = settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -50,8 +59,8 @@ async def read_images(request: Request, settings: Settings) -> list[bytes]:
             f"{len(files)} images in one request; the limit is {settings.max_images_per_request}",
             {"max_images_per_request": settings.max_images_per_request},
         )
-    if any(not data for data in files):
-        raise EmptyUpload("one of the images is empty (0 bytes)")
+    if empty := [upload.name for upload in files if not upload.data]:
+        raise EmptyUpload(f"{empty[0]} is empty (0 bytes)", {"filename": empty[0]})
     return files
 
 
@@ -64,7 +73,7 @@ async def counted(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[by
         yield chunk
 
 
-async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], max_files: int) -> list[bytes]:
+async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], max_files: int) -> list[Upload]:
     parser = MultiPartParser(request.headers, body, max_files=max_files, max_fields=max_files)
     try:
         form = await parser.parse()
@@ -73,12 +82,13 @@ async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], ma
             raise TooManyImages(f"too many images in one request; the limit is {max_files}") from e
         raise InvalidUpload(f"malformed multipart body: {e.message}") from e
     try:
-        return [await part.read() for part in form.getlist(FIELD) if not isinstance(part, str)]
+        parts = [part for part in form.getlist(FIELD) if not isinstance(part, str)]
+        return [Upload(part.filename or f"{FIELD}[{i}]", await part.read()) for i, part in enumerate(parts)]
     finally:
         await form.close()
 
 
-def from_json(raw: bytes, max_images: int) -> list[bytes]:
+def from_json(raw: bytes, max_images: int) -> list[Upload]:
     """The images of `{"images": [...]}`, counted before any is decoded."""
     if not raw:
         raise EmptyUpload("the body is empty")
@@ -96,7 +106,7 @@ def from_json(raw: bytes, max_images: int) -> list[bytes]:
             f"{len(images)} images in one request; the limit is {max_images}",
             {"max_images_per_request": max_images},
         )
-    return [decode_base64(item, index) for index, item in enumerate(images)]
+    return [Upload(f"images[{index}]", decode_base64(item, index)) for index, item in enumerate(images)]
 
 
 def decode_base64(text: str, index: int) -> bytes:

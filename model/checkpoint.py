@@ -33,6 +33,7 @@ INPUT_CONVENTION = {
     "scale": "pixel / 255",
     "polarity": "white ink on black background",
     "layout": "MNIST: digit scaled into a 20x20 box, centred by centre of mass in 28x28",
+    "digit_box": 20,  # px: the digit's longest side within the image, as in MNIST
 }
 
 

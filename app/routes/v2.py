@@ -23,7 +23,7 @@ from fastapi.routing import APIRoute
 from app.deps import PlaneDep, SettingsDep, get_plane
 from app.engine import DataPlane, Sample
 from app.errors import InvalidUpload, NotFound, ServiceError, TooManyImages, UploadTooLarge
-from app.uploads import counted
+from app.uploads import Upload, counted
 from app.v2_wire import HEADER_LENGTH, OutputTensor, Tensor, encode_response, parse_request
 from model.capsnet import CapsNetConfig
 from model.signature import TensorSpec, image_input, outputs
@@ -157,7 +157,8 @@ async def run(plane: DataPlane, inputs: list[Tensor], spec: TensorSpec, max_imag
     if tensor.datatype == "BYTES":
         if len(tensor.shape) != 1:
             raise InvalidUpload(f"BYTES input {spec.name!r} must have shape [N], one encoded image file each")
-        return await plane.infer(tensor.data, "auto")
+        files = [Upload(f"{spec.name}[{index}]", data) for index, data in enumerate(tensor.data)]
+        return await plane.infer(files, "auto")
     return await plane.infer_pixels(pixels(tensor, spec))
 
 

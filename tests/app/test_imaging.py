@@ -10,10 +10,18 @@ import pytest
 from PIL import Image
 
 from app.errors import ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedMediaType
-from app.imaging import prepare
+from app.imaging import Layout
+from app.imaging import prepare as prepare_for
+from model.capsnet import CapsNetConfig
+from model.checkpoint import INPUT_CONVENTION
 from model.data import Mnist
 
 MAX_PIXELS = 4096 * 4096
+LAYOUT = Layout.of_model({"config": CapsNetConfig().to_dict(), "input": INPUT_CONVENTION})
+
+
+def prepare(data: bytes, preprocess: str, max_pixels: int) -> np.ndarray:
+    return prepare_for(data, preprocess, max_pixels, LAYOUT)
 
 
 def test_mnist_digits_pass_through_essentially_unchanged(
@@ -100,3 +108,15 @@ def test_an_image_format_outside_the_list_is_unsupported(digit_image: np.ndarray
     Image.fromarray(digit_image).save(data, "ICO")
     with pytest.raises(UnsupportedMediaType):
         prepare(data.getvalue(), "auto", MAX_PIXELS)
+
+
+def test_the_layout_comes_from_the_model() -> None:
+    assert LAYOUT == Layout(28, 20)
+    assert Layout.of_model({"config": {"image_size": 40}, "input": {"digit_box": 30}}) == Layout(40, 30)
+    assert Layout.of_model({"config": {"image_size": 56}, "input": None}) == Layout(56, 40)
+
+
+def test_a_larger_model_input_gets_a_larger_digit(digit_image: np.ndarray, png_bytes) -> None:
+    out = prepare_for(png_bytes(digit_image), "auto", MAX_PIXELS, Layout(40, 30))
+    rows, cols = np.nonzero(out > 0.1)
+    assert out.shape == (40, 40) and rows.max() - rows.min() + 1 in (29, 30, 31)

@@ -1,0 +1,54 @@
+"""Uploaded bytes -> a checked, decoded, MNIST-style input in [0, 1], white ink on black.
+
+What users send (phone photos of ink on paper under uneven light, whiteboards, chalkboards,
+scans, canvas exports with a transparent background, MNIST digits themselves) goes through one
+pipeline: decode small (`decode`), find the ink against its local background (`ink`), drop
+ruled lines and specks and pick the digit (`strokes`), then MNIST's own layout (`layout`). An
+image that is already MNIST-like comes out essentially unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from app.errors import InvalidImage, NoDigitFound
+from app.imaging.decode import decode, to_grey
+from app.imaging.ink import MIN_CONTRAST, find_ink
+from app.imaging.layout import Layout, centre_by_mass, fit_box
+from app.imaging.strokes import erase_lines, select_digit, thicken
+
+Preprocess = Literal["auto", "none"]
+__all__ = ["Layout", "Preprocess", "prepare"]
+
+
+def prepare(data: bytes, preprocess: Preprocess, max_pixels: int, layout: Layout) -> np.ndarray:
+    """The model's input (size, size) float32 in [0, 1] for one uploaded file."""
+    grey = to_grey(decode(data, max_pixels))
+    return mnist_style(grey, layout) if preprocess == "auto" else as_is(grey, layout)
+
+
+def as_is(grey: np.ndarray, layout: Layout) -> np.ndarray:
+    """`preprocess=none`: an image of the model's size fed unchanged (values / 255, no inversion)."""
+    if grey.shape != (layout.size, layout.size):
+        h, w = grey.shape
+        raise InvalidImage(f"preprocess=none needs a {layout.size}x{layout.size} image, got {w}x{h}")
+    if grey.max() < MIN_CONTRAST:
+        raise NoDigitFound("the image is blank")
+    return grey.astype(np.float32)
+
+
+def mnist_style(grey: np.ndarray, layout: Layout) -> np.ndarray:
+    """Ink found and flattened, lines and specks dropped, the digit cropped, MNIST's layout."""
+    ink = erase_lines(find_ink(grey))
+    digit = select_digit(ink)
+    strokes = digit > 0
+    digit = digit / max(float(np.percentile(digit[strokes], 90)), MIN_CONTRAST)
+    digit = thicken(np.clip(digit, 0.0, 1.0), layout.box, strokes)
+    return centre_by_mass(fit_box(trim(digit), layout.box), layout.size)
+
+
+def trim(digit: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(digit > 0)
+    return digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]

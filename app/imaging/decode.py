@@ -1,0 +1,129 @@
+"""Uploaded bytes -> a small greyscale working image, in memory bounded from the first byte.
+
+The header is checked before any pixel is decoded (format, claimed size). A JPEG is decoded at
+reduced scale by libjpeg itself (draft mode: 1/2 to 1/8 of each side), so a 12-megapixel photo
+never exists at full size. Other formats are decoded at their own size, one byte per channel,
+and reduced by whole-pixel box averaging (`Image.reduce`) to at most `WORKING_SIDE` before
+anything is converted to float. So one image costs at most its decoded frame (up to 4 bytes a
+pixel, plus a 2-byte copy for palette images or 4 bytes for 16-bit ones) and a few MB of
+working arrays, whatever its header claims within the pixel limit.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from app.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+WORKING_SIDE = 512  # px: the digit still spans tens of pixels, and every array stays ~1 MB
+STRIP_BYTES = 2 << 20  # rows converted and reduced at a time
+EXIF_ORIENTATION = 0x0112
+TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def decode(data: bytes, max_pixels: int) -> Image.Image:
+    """At most `WORKING_SIDE` px a side, upright (EXIF orientation applied)."""
+    image = open_checked(data, max_pixels)
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION)
+        if image.format == "JPEG":
+            image.draft(None, (WORKING_SIDE, WORKING_SIDE))
+        image.load()  # GIF and TIFF: the first frame
+        image = shrink(image, WORKING_SIDE)
+    except Exception as e:  # Pillow's decoders raise many types for corrupt data; all are the client's
+        raise InvalidImage(f"the image could not be decoded: {e}") from e
+    transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    return image.transpose(transpose) if transpose is not None else image
+
+
+def open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Reads only the header: refuses what is not an image, an unlisted format or too many pixels."""
+    if not data:
+        raise InvalidImage("the image is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLarge(f"the image claims too many pixels: {e}") from e
+    except UnidentifiedImageError as e:
+        raise InvalidImage("the data is not an image Pillow can read") from e
+    if image.format not in FORMATS:
+        raise UnsupportedMediaType(
+            f"{image.format} images are not supported; send one of {', '.join(FORMATS)}"
+        )
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+            {"width": width, "height": height, "max_pixels": max_pixels},
+        )
+    return image
+
+
+def shrink(image: Image.Image, side: int) -> Image.Image:
+    """Box-averages whole pixels until the longest side is at most `side`, in a working mode.
+
+    The image is converted and reduced a strip of rows at a time, so that nothing but the
+    decoded frame itself ever exists at full size (Pillow's reduce of an RGBA image would make
+    a premultiplied copy of all of it).
+    """
+    factor = -(-max(image.size) // side)
+    mode = working_mode(image)
+    rows = factor * max(1, STRIP_BYTES // (4 * image.width * factor))
+    width, height = -(-image.width // factor), -(-image.height // factor)
+    out = Image.new(mode, (width, height))
+    for top in range(0, image.height, rows):
+        strip = image.crop((0, top, image.width, min(top + rows, image.height))).convert(mode)
+        out.paste(strip.reduce(factor) if factor > 1 else strip, (0, top // factor))
+    return out
+
+
+def working_mode(image: Image.Image) -> str:
+    """RGBA when there is transparency, I or F for 16-bit and float images, else L (grey)."""
+    if has_alpha(image):
+        return "RGBA"
+    if image.mode.startswith("I") or image.mode == "F":
+        return "I" if image.mode != "F" else "F"
+    return "L"
+
+
+def has_alpha(image: Image.Image) -> bool:
+    return "A" in image.mode or "a" in image.mode or "transparency" in image.info
+
+
+def to_grey(image: Image.Image) -> np.ndarray:
+    """(H, W) float32 in [0, 1]; transparency composited onto the colour opposite the strokes.
+
+    A canvas export is often black strokes on fully transparent black pixels: dropping the
+    alpha channel would give a black square. Compositing onto white when the visible pixels are
+    dark (and onto black when they are light) keeps the strokes and lets polarity detection
+    treat the result like ink on paper.
+    """
+    if image.mode.startswith("I"):
+        return np.clip(np.asarray(image.convert("I"), dtype=np.float32) / 65535.0, 0.0, 1.0)
+    if image.mode == "F":
+        return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    if not has_alpha(image):
+        return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255)
+    planes = np.asarray(image.convert("RGBA").convert("LA"))  # (H, W, 2) uint8: grey, alpha
+    grey = planes[..., 0].astype(np.float32) / np.float32(255)
+    alpha = planes[..., 1].astype(np.float32) / np.float32(255)
+    if alpha.min() >= 1.0:
+        return grey
+    strokes = float((grey * alpha).sum() / max(alpha.sum(), 1e-6))
+    background = 1.0 if strokes < 0.5 else 0.0
+    return grey * alpha + background * (1.0 - alpha)

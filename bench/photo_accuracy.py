@@ -1,0 +1,162 @@
+"""Accuracy per kind of input through the service's own preprocessing and the shipped model.
+
+Prints one row per kind: MNIST test digits sent as PNGs, canvas exports, printed digits,
+UCI-style 8x8 digits enlarged, and MNIST test digits rendered as photos (bench/photo_digits.py)
+with each degradation alone, all at once, on a whiteboard and on a chalkboard. An image for
+which preprocessing finds no digit counts as wrong. Fixed seeds: the same sets on every run.
+
+    python bench/photo_accuracy.py                      # 300 photos per kind, all 10k MNIST digits
+    python bench/photo_accuracy.py --photos 50 --mnist 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.errors import NoDigitFound  # noqa: E402
+from app.imaging import Layout, prepare  # noqa: E402
+from app.imaging.strokes import stroke_width  # noqa: E402
+from bench.photo_digits import RENDERINGS, render  # noqa: E402
+from model.checkpoint import load_weights, read_model_card  # noqa: E402
+from model.data import load_mnist  # noqa: E402
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "capsnet-mnist.safetensors"
+MAX_PIXELS = 4096 * 4096
+FONTS = Path("/usr/share/fonts/truetype")  # DejaVu and Liberation, where installed
+Prepare = Callable[[bytes], np.ndarray]
+Labelled = Iterator[tuple[bytes, int]]
+
+
+def png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    return out.getvalue()
+
+
+def mnist_pngs(images: np.ndarray, labels: np.ndarray) -> Labelled:
+    for image, label in zip(images, labels, strict=True):
+        yield png(image), int(label)
+
+
+def canvas_exports(images: np.ndarray, labels: np.ndarray) -> Labelled:
+    """280x280 black strokes on transparent black, as a browser canvas exports a drawn digit."""
+    for image, label in zip(images, labels, strict=True):
+        rgba = np.zeros((280, 280, 4), np.uint8)
+        rgba[..., 3] = np.asarray(Image.fromarray(image).resize((280, 280), Image.Resampling.BILINEAR))
+        yield png(rgba), int(label)
+
+
+def printed_digits(count: int) -> Labelled:
+    """Digits typeset in every DejaVu/Liberation font found, black on white, at a few sizes."""
+    fonts = sorted(FONTS.glob("*/DejaVu*.ttf")) + sorted(FONTS.glob("*/Liberation*.ttf"))
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        font = ImageFont.truetype(str(fonts[i % len(fonts)]), int(rng.integers(24, 120)))
+        digit = i % 10
+        page = Image.new("L", (160, 160), 255)
+        ImageDraw.Draw(page).text((80, 80), str(digit), font=font, fill=0, anchor="mm")
+        yield png(np.asarray(page)), digit
+
+
+def uci_style(images: np.ndarray, labels: np.ndarray) -> Labelled:
+    """The digit's box reduced to 8x8 with 17 grey levels (as in UCI's optdigits), enlarged 4x."""
+    for image, label in zip(images, labels, strict=True):
+        rows, cols = np.nonzero(image)
+        crop = image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        side = max(crop.shape)
+        square = np.zeros((side, side), np.uint8)
+        square[(side - crop.shape[0]) // 2 :][: crop.shape[0], (side - crop.shape[1]) // 2 :][
+            :, : crop.shape[1]
+        ] = crop
+        small = np.asarray(Image.fromarray(square).resize((8, 8), Image.Resampling.BOX), np.float32)
+        levels = np.round(small / 255 * 16) * 16
+        yield png(np.kron(np.clip(levels, 0, 255), np.ones((4, 4))).astype(np.uint8)), int(label)
+
+
+def photos(kind: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labelled:
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        yield render(kind, image, seed + i), int(label)
+
+
+def accuracy(model: torch.nn.Module, preprocess: Prepare, samples: Labelled) -> tuple[float, int, int]:
+    """(fraction correct, how many, how many found no digit); the model runs in batches of 256."""
+    inputs, labels, predicted, missed = [], [], [], 0
+    for data, label in samples:
+        try:
+            inputs.append(preprocess(data))
+            labels.append(label)
+        except NoDigitFound:
+            missed += 1
+    with torch.inference_mode():
+        for start in range(0, len(inputs), 256):
+            batch = torch.from_numpy(np.stack(inputs[start : start + 256]))[:, None]
+            predicted += model.poses(batch).norm(dim=-1).argmax(dim=-1).tolist()
+    correct = int((np.array(predicted) == np.array(labels)).sum()) if labels else 0
+    total = len(labels) + missed
+    return correct / total, total, missed
+
+
+def sets(photos_per_kind: int, mnist_count: int) -> Iterator[tuple[str, Labelled]]:
+    test = load_mnist().test
+    images, labels = test.images, test.labels
+    yield "MNIST test digits as PNG", mnist_pngs(images[:mnist_count], labels[:mnist_count])
+    yield "canvas exports (transparent)", canvas_exports(images[:1000], labels[:1000])
+    yield "printed digits (DejaVu/Liberation)", printed_digits(500)
+    yield "UCI-style 8x8, enlarged 4x", uci_style(images[:1000], labels[:1000])
+    for k, kind in enumerate(RENDERINGS):
+        # Photos use the test digits from the end of the set, a different seed for every kind.
+        chosen = slice(len(images) - photos_per_kind, None)
+        yield f"photo: {kind}", photos(kind, images[chosen], labels[chosen], seed=1_000_000 * (k + 1))
+
+
+def mnist_stroke_width(count: int = 2000) -> float:
+    """MNIST's mean stroke width at its own 20 px box, by the pipeline's own measure."""
+    images = load_mnist().train.images[:count]
+    return float(np.mean([stroke_width(image > 0.1 * 255) for image in images]))
+
+
+def run(preprocess_factory: Callable[[Layout], Prepare], photos_per_kind: int, mnist_count: int) -> None:
+    model = load_weights(WEIGHTS, torch.device("cpu")).eval()
+    card = read_model_card(WEIGHTS)
+    layout = Layout.of_model({"config": model.config.to_dict(), "input": card.get("input")})
+    preprocess = preprocess_factory(layout)
+    print(f"{'input':<40} {'n':>6} {'correct':>8} {'no digit':>9} {'s':>6}")
+    for name, samples in sets(photos_per_kind, mnist_count):
+        start = time.perf_counter()
+        correct, total, missed = accuracy(model, preprocess, samples)
+        took = time.perf_counter() - start
+        print(f"{name:<40} {total:>6} {correct:>8.1%} {missed:>9} {took:>6.1f}", flush=True)
+
+
+def service_preprocessing(layout: Layout) -> Prepare:
+    return lambda data: prepare(data, "auto", MAX_PIXELS, layout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--photos", type=int, default=300, help="photos per kind (default 300)")
+    parser.add_argument("--mnist", type=int, default=10_000, help="MNIST test digits as PNG (default 10000)")
+    parser.add_argument("--strokes", action="store_true", help="print MNIST's mean stroke width and exit")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.strokes:
+        print(f"MNIST mean stroke width at its 20 px box: {mnist_stroke_width():.2f} px")
+        return
+    run(service_preprocessing, args.photos, args.mnist)
+
+
+if __name__ == "__main__":
+    main()
