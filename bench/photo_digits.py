@@ -74,12 +74,14 @@ def blank_page(rng: Rng, width: int, height: int, tint: tuple[float, float, floa
     return np.clip(paper + grain[..., None], 0, 1)
 
 
-def write(page: Page, ink: np.ndarray, colour: tuple[float, float, float], rng: Rng, opacity=0.95) -> Page:
-    """Lays ink coverage `ink` (smaller than the page) at a random spot near the page's centre."""
+def write(
+    page: Page, ink: np.ndarray, colour: tuple[float, float, float], rng: Rng, opacity=0.95, across=0.5
+) -> Page:
+    """Lays ink coverage `ink` (smaller than the page) at a random spot near `across` of its width."""
     h, w = page.pixels.shape[:2]
     ih, iw = ink.shape
     top = int(np.clip(rng.normal((h - ih) / 2, h * 0.08), 0, h - ih))
-    left = int(np.clip(rng.normal((w - iw) / 2, w * 0.08), 0, w - iw))
+    left = int(np.clip(rng.normal((w - iw) * across, w * 0.08), 0, w - iw))
     region = page.pixels[top : top + ih, left : left + iw]
     alpha = (ink * opacity)[..., None]
     region[:] = region * (1 - alpha) + np.asarray(colour, np.float32) * alpha
@@ -187,11 +189,12 @@ def whiteboard(digit: np.ndarray, rng: Rng) -> bytes:
     width = int(rng.integers(400, 901))
     height = int(width * 0.75)
     page = Page(blank_page(rng, width, height, (0.86, 0.9, 0.93)), int(height * rng.uniform(0.3, 0.6)))
+    side = int(rng.integers(2))  # a badly wiped earlier digit beside this one
     ghost = pen_strokes(digit[::-1].copy(), page.digit_height, page.digit_height * 0.08)
-    write(page, ghost, (0.6, 0.62, 0.66), rng, opacity=0.25)  # a badly wiped earlier digit
+    write(page, ghost, (0.6, 0.62, 0.66), rng, opacity=0.25, across=0.05 + 0.9 * side)
     strokes = pen_strokes(digit, page.digit_height, page.digit_height * rng.uniform(0.07, 0.12))
     colour = [(0.1, 0.1, 0.12), (0.1, 0.2, 0.6), (0.7, 0.1, 0.1), (0.1, 0.45, 0.2)][int(rng.integers(4))]
-    write(page, strokes, colour, rng)
+    write(page, strokes, colour, rng, across=0.6 - 0.2 * side)
     y, x = np.ogrid[0:height, 0:width]
     gy, gx = rng.uniform(0, height), rng.uniform(0, width)
     glare = np.exp(-((x - gx) ** 2 + (y - gy) ** 2) / (2 * (0.2 * width) ** 2)) * rng.uniform(0.1, 0.25)

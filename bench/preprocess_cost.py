@@ -11,6 +11,7 @@ shipped weights and compares the peak with the service's resting memory.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
@@ -79,10 +80,8 @@ def peak_extra(data: bytes) -> int:
         if image is data:  # the first image paid for imports and lazy initialisation
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
             before = status("VmRSS")
-        try:
+        with contextlib.suppress(NoDigitFound):
             prepare(image, "auto", 4096 * 4096, layout)
-        except NoDigitFound:
-            pass
     return status("VmHWM") - before
 
 
@@ -96,7 +95,7 @@ def measure_in_subprocess(data: bytes) -> int:
     glibc's malloc is told to map every block over 64 KiB separately, so memory freed is given
     back at once and the resident set tracks what is live, as in a long-running server.
     """
-    code = "import sys; sys.path.insert(0, %r); from bench import preprocess_cost as c; " % str(REPO)
+    code = f"import sys; sys.path.insert(0, {str(REPO)!r}); from bench import preprocess_cost as c; "
     code += "print(c.peak_extra(sys.stdin.buffer.read()))"
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     done = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, check=True, env=env)

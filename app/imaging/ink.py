@@ -20,8 +20,13 @@ from app.errors import NoDigitFound
 
 MIN_CONTRAST = 0.1  # the strongest ink must differ from its background by this much (of the paper)
 WINDOW_FRACTION = 0.25  # the background window, of the image's shorter side: wider than strokes
+SHADED_WINDOW_FRACTION = 0.1  # the same where the background is not flat (shadows, glare)
+FLAT = 0.08  # a background whose brightness varies less than this is flat
+MIN_WINDOW = 7  # px: wider than MNIST's strokes at its own size
 NOISE_SIGMAS = 4.0  # weak ink stands this many noise deviations above the paper
 MIN_FLOOR = 0.02
+STROKE_WINDOW_FRACTION = 0.04  # of the shorter side: a few pen strokes wide
+CLEAR_TAIL = 5.0  # one tail of the histogram this many times longer than the other is the ink
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Ink:
     level: np.ndarray  # (H, W) float32: light ink on a zero background, 1 = as dark as ink gets
     floor: float  # above it a pixel stands out of the paper's noise
     cut: float  # above it a pixel is a stroke's core (Otsu's threshold)
+    flat: bool  # the background is flat (a scan, a canvas) rather than lit unevenly (a photo)
 
     @property
     def weak(self) -> np.ndarray:
@@ -40,32 +46,67 @@ class Ink:
 
 
 def find_ink(grey: np.ndarray) -> Ink:
-    level = flatten(grey, dark_on_light(grey))
+    dark_ink = polarity(grey)
+    level, flat = flatten(grey, thin_features_darker(grey) if dark_ink is None else dark_ink)
     if float(np.percentile(level, 99.9)) < MIN_CONTRAST and level.max() < 2 * MIN_CONTRAST:
         raise NoDigitFound("no digit found: the image has no ink that stands out from its background")
     floor = noise_floor(level)
-    return Ink(level, floor, max(otsu(level[level > floor]), floor))
+    return Ink(level, floor, max(otsu(level[level > floor]), floor), flat)
 
 
-def dark_on_light(grey: np.ndarray) -> bool:
-    """Ink is the sparse tail of the histogram: the side that reaches further from the median."""
+def polarity(grey: np.ndarray) -> bool | None:
+    """True for dark ink on light paper, False for light on dark, None when the histogram can't tell.
+
+    Ink is the sparse tail of the histogram: the side that reaches clearly further from the
+    median. A shadow over half the page puts the median between two paper levels; then neither
+    side is clearly further and the thin features decide (`thin_features_darker`).
+    """
     low, median, high = np.percentile(grey, [0.2, 50, 99.8])
-    return median - low > high - median
+    dark, light = median - low, high - median
+    if max(dark, light) < CLEAR_TAIL * min(dark, light):
+        return None
+    return bool(dark > light)
 
 
-def flatten(grey: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """(H, W) float32 in [0, 1]: 0 on the paper (or board) wherever it is, rising with the ink."""
-    side = min(grey.shape)
-    k = max(3, int(side * WINDOW_FRACTION) | 1)
+def thin_features_darker(grey: np.ndarray) -> bool:
+    """Whether the strongest thin features are dark: pen strokes are thin, shadows and glare wide.
+
+    The black and white top-hats with a window a few strokes wide keep only features narrower
+    than it, dark and light ones respectively; the stronger of the two is the ink.
+    """
+    k = max(5, int(min(grey.shape) * STROKE_WINDOW_FRACTION) | 1)
     window = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    smooth = cv2.medianBlur(grey, 3) if side >= 64 else grey  # noise must not lift the envelope
+    smooth = cv2.medianBlur(grey, 3)
+    dark = cv2.morphologyEx(smooth, cv2.MORPH_BLACKHAT, window)
+    light = cv2.morphologyEx(smooth, cv2.MORPH_TOPHAT, window)
+    return float(np.percentile(dark, 99.9)) > float(np.percentile(light, 99.9))
+
+
+def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
+    """(H, W) float32 in [0, 1]: 0 on the paper (or board) wherever it is, rising with the ink;
+    and whether the background was flat.
+
+    A wide window keeps even a marker's strokes out of the background; where the background
+    turns out not to be flat (shadows, glare), a narrower one follows it more closely.
+    """
+    smooth = cv2.medianBlur(grey, 3) if min(grey.shape) >= 64 else grey  # noise must not lift it
+    background = envelope(smooth, dark_ink, WINDOW_FRACTION)
+    low, high = np.percentile(background, [2, 98])
+    flat = bool(high - low <= FLAT)
+    if not flat:
+        background = envelope(smooth, dark_ink, SHADED_WINDOW_FRACTION)
     if dark_ink:
-        paper = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, window)
-        level = 1.0 - grey / np.maximum(paper, 1e-3)
+        level = 1.0 - grey / np.maximum(background, 1e-3)
     else:
-        board = cv2.morphologyEx(smooth, cv2.MORPH_OPEN, window)
-        level = (grey - board) / np.maximum(1.0 - board, 1e-3)
-    return np.clip(level, 0.0, 1.0).astype(np.float32)
+        level = (grey - background) / np.maximum(1.0 - background, 1e-3)
+    return np.clip(level, 0.0, 1.0).astype(np.float32), flat
+
+
+def envelope(grey: np.ndarray, dark_ink: bool, window_fraction: float) -> np.ndarray:
+    """The paper's brightness: a closing (an opening for light ink) wider than any stroke."""
+    k = max(MIN_WINDOW, int(min(grey.shape) * window_fraction) | 1)
+    window = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    return cv2.morphologyEx(grey, cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN, window)
 
 
 def noise_floor(level: np.ndarray) -> float:

@@ -3,9 +3,10 @@
 Ruled or grid lines are found as long straight segments (probabilistic Hough transform) that
 cross most of the picture, erased, and the strokes they crossed bridged again. The digit is the
 connected component with the most ink, weighted towards the middle of the picture where people
-aim, together with the pieces near it (a 5's hat, a broken stroke); specks elsewhere are left.
-Last, thin pen lines are thickened towards MNIST's stroke width, so that a ballpoint digit on a
-large photo and a marker digit both look like what the model was trained on.
+aim (in a photo, what touches the frame is not a candidate), together with the pieces near it
+(a 5's hat, a broken stroke); specks elsewhere are left. Last, thin pen lines are thickened
+towards MNIST's stroke width, so that a ballpoint digit on a large photo and a marker digit
+both look like what the model was trained on.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from app.errors import NoDigitFound
 from app.imaging.ink import Ink
 
 LINE_SPAN = 0.75  # a ruled line crosses at least this much of the picture
-LINE_WIDTH = 0.01  # and is thinner than this (of the picture's side), unlike a close-up's stroke
+LINE_WIDTH = 0.012  # and is thinner than this (of the picture's side), unlike a close-up's stroke
+MIN_LINE_WIDTH = 3.5  # px: a blurred rule is this wide even on a small picture
 LINE_TILT = np.deg2rad(15)  # and runs within this of horizontal or vertical
 NEAR = 0.3  # pieces within this much of the digit's size from its box belong to it
 MIN_PIECE = 0.03  # of the main stroke's area: smaller pieces near it are specks
@@ -35,14 +37,15 @@ def erase_lines(ink: Ink) -> Ink:
     weak = ink.weak.astype(np.uint8)
     width = max(3, int(LINE_WIDTH * min(h, w)) | 1)
     thin = weak & ~cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((width, width), np.uint8))
-    segments = cv2.HoughLinesP(thin, 1, np.pi / 360, int(span / 2), minLineLength=span, maxLineGap=span / 20)
+    segments = cv2.HoughLinesP(thin, 1, np.pi / 360, int(span / 2), minLineLength=span, maxLineGap=span / 4)
     level = ink.level
     for x0, y0, x1, y1 in [] if segments is None else segments.reshape(-1, 4).tolist():
         angle = np.arctan2(abs(y1 - y0), abs(x1 - x0))
         horizontal = angle < LINE_TILT and abs(x1 - x0) >= LINE_SPAN * w
         vertical = angle > np.pi / 2 - LINE_TILT and abs(y1 - y0) >= LINE_SPAN * h
         line = cv2.line(np.zeros((h, w), np.uint8), (x0, y0), (x1, y1), 1, 5).astype(bool) & ink.weak
-        if (horizontal or vertical) and line.sum() / np.hypot(x1 - x0, y1 - y0) < LINE_WIDTH * min(h, w):
+        thin = line.sum() / np.hypot(x1 - x0, y1 - y0) < max(MIN_LINE_WIDTH, LINE_WIDTH * min(h, w))
+        if (horizontal or vertical) and thin:
             level = bridge(np.where(line, 0.0, level).astype(np.float32), line, horizontal)
     return replace(ink, level=level)
 
@@ -61,6 +64,8 @@ def select_digit(ink: Ink) -> np.ndarray:
         ink.weak.astype(np.uint8), connectivity=8
     )
     has_core = np.bincount(labels[ink.strong], minlength=count) > 0
+    if not ink.flat:  # in a photo, what touches the frame is the page's edge, a shadow or the table
+        has_core &= ~touches_frame(stats, h, w)
     mass = np.bincount(labels.ravel(), weights=ink.level.ravel(), minlength=count)
     offset = ((centres[:, 0] - w / 2) / w) ** 2 + ((centres[:, 1] - h / 2) / h) ** 2
     score = mass * np.exp(-offset / (2 * CENTRE_SIGMA**2)) * has_core
@@ -74,6 +79,11 @@ def select_digit(ink: Ink) -> np.ndarray:
     right = (stats[chosen, 0] + stats[chosen, 2]).max()
     keep = np.isin(labels[top:bottom, left:right], chosen)
     return np.where(keep, ink.level[top:bottom, left:right], 0.0).astype(np.float32)
+
+
+def touches_frame(stats: np.ndarray, h: int, w: int) -> np.ndarray:
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    return (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
 
 
 def pieces_near(stats: np.ndarray, has_core: np.ndarray, main: int) -> np.ndarray:

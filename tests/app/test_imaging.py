@@ -111,7 +111,7 @@ def test_an_image_format_outside_the_list_is_unsupported(digit_image: np.ndarray
 
 
 def test_the_layout_comes_from_the_model() -> None:
-    assert LAYOUT == Layout(28, 20)
+    assert (LAYOUT.size, LAYOUT.box) == (28, 20)
     assert Layout.of_model({"config": {"image_size": 40}, "input": {"digit_box": 30}}) == Layout(40, 30)
     assert Layout.of_model({"config": {"image_size": 56}, "input": None}) == Layout(56, 40)
 

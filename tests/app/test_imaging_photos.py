@@ -1,0 +1,69 @@
+"""Photos as people take them: every kind of degradation still gives the digit, in bounded memory.
+
+The photos come from bench/photo_digits.py (MNIST test digits redrawn with a pen on paper or a
+board, fixed seeds); the digits are read by the shipped model, skipped until it exists.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app.errors import NoDigitFound
+from app.imaging import Layout, prepare
+from app.imaging.decode import STRIP_BYTES
+from bench import preprocess_cost
+from bench.photo_digits import RENDERINGS, Page, blank_page, jpeg, mild_noise, render, ruled_lines, shadow
+from bench.photo_digits import uneven_light as light
+from model.checkpoint import load_weights
+from model.data import Mnist
+
+MAX_PIXELS = 4096 * 4096
+PHOTOS = 4  # of each kind; at least 3 must be read right
+
+
+@pytest.fixture(scope="module")
+def reader(trained_weights):
+    model = load_weights(trained_weights, torch.device("cpu")).eval()
+    layout = Layout.of_model({"config": model.config.to_dict(), "input": {"digit_box": 20}})
+
+    def read(data: bytes) -> int:
+        with torch.inference_mode():
+            image = torch.from_numpy(prepare(data, "auto", MAX_PIXELS, layout))[None, None]
+            return int(model.poses(image).norm(dim=-1).argmax())
+
+    return read
+
+
+@pytest.mark.parametrize("kind", list(RENDERINGS))
+def test_each_kind_of_photo_gives_the_digit(kind: str, reader, mnist: Mnist) -> None:
+    digits, labels = mnist.test.images[100 : 100 + PHOTOS], mnist.test.labels[100 : 100 + PHOTOS]
+    read = [reader(render(kind, digit, seed=i)) for i, digit in enumerate(digits)]
+    assert np.sum(np.array(read) == labels) >= PHOTOS - 1, (read, labels.tolist())
+
+
+@pytest.mark.parametrize("degrade", [light, shadow, ruled_lines], ids=["uneven light", "shadow", "ruled"])
+def test_a_blank_page_has_no_digit(degrade) -> None:
+    rng = np.random.default_rng(1)
+    page = Page(blank_page(rng, 640, 480, (0.9, 0.9, 0.88)), digit_height=200)
+    with pytest.raises(NoDigitFound, match="no digit found"):
+        prepare(jpeg(mild_noise(degrade(page, rng), rng), rng), "auto", MAX_PIXELS, Layout(28, 20))
+
+
+def test_a_transparent_4096x4096_png_needs_no_more_than_its_decoded_frame_and_a_few_strips() -> None:
+    decoded_frame = 4096 * 4096 * 4  # RGBA, as Pillow holds it
+    extra = preprocess_cost.measure_in_subprocess(preprocess_cost.transparent_png())
+    assert extra <= decoded_frame + 4 * STRIP_BYTES, f"{extra / 2**20:.1f} MiB"
+
+
+def test_a_large_palette_png_is_reduced_without_a_full_size_colour_copy() -> None:
+    extra = preprocess_cost.measure_in_subprocess(preprocess_cost.palette_png())
+    assert extra <= 4096 * 4096 * 2, f"{extra / 2**20:.1f} MiB"  # the 1-byte frame and one plane
+
+
+def test_a_12_megapixel_jpeg_is_decoded_at_reduced_scale() -> None:
+    image = Image.new("RGB", (4000, 3000), (210, 205, 200))
+    data = preprocess_cost.encode(image, "JPEG", quality=90)
+    assert preprocess_cost.measure_in_subprocess(data) < 16 * 2**20
