@@ -25,6 +25,7 @@ FLAT = 0.08  # a background whose brightness varies less than this is flat
 MIN_WINDOW = 7  # px: wider than MNIST's strokes at its own size
 NOISE_SIGMAS = 4.0  # weak ink stands this many noise deviations above the paper
 MIN_FLOOR = 0.02
+MIN_PHOTO = 64  # px: smaller pictures are icons, MNIST or UCI digits, not photos
 STROKE_WINDOW_FRACTION = 0.04  # of the shorter side: a few pen strokes wide
 CLEAR_TAIL = 5.0  # one tail of the histogram this many times longer than the other is the ink
 
@@ -51,6 +52,8 @@ def find_ink(grey: np.ndarray) -> Ink:
     if float(np.percentile(level, 99.9)) < MIN_CONTRAST and level.max() < 2 * MIN_CONTRAST:
         raise NoDigitFound("no digit found: the image has no ink that stands out from its background")
     floor = noise_floor(level)
+    if flat:  # a clean image may be mostly ink (a UCI digit fills its frame): the median is no paper
+        floor = max(min(floor, otsu(level) / 2), MIN_FLOOR)
     return Ink(level, floor, max(otsu(level[level > floor]), floor), flat)
 
 
@@ -89,17 +92,27 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
     A wide window keeps even a marker's strokes out of the background; where the background
     turns out not to be flat (shadows, glare), a narrower one follows it more closely.
     """
-    smooth = cv2.medianBlur(grey, 3) if min(grey.shape) >= 64 else grey  # noise must not lift it
+    if min(grey.shape) < MIN_PHOTO:  # an icon, MNIST or UCI digit: lit evenly, the border is paper
+        background = np.full_like(
+            grey, np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+        )
+        return flattened(grey, background, dark_ink), True
+    smooth = cv2.medianBlur(grey, 3)  # noise must not lift the envelope
     background = envelope(smooth, dark_ink, WINDOW_FRACTION)
     low, high = np.percentile(background, [2, 98])
     flat = bool(high - low <= FLAT)
     if not flat:
         background = envelope(smooth, dark_ink, SHADED_WINDOW_FRACTION)
+    return flattened(grey, background, dark_ink), flat
+
+
+def flattened(grey: np.ndarray, background: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """Ink relative to its own background: dark ink as a fraction of the paper's brightness."""
     if dark_ink:
         level = 1.0 - grey / np.maximum(background, 1e-3)
     else:
         level = (grey - background) / np.maximum(1.0 - background, 1e-3)
-    return np.clip(level, 0.0, 1.0).astype(np.float32), flat
+    return np.clip(level, 0.0, 1.0).astype(np.float32)
 
 
 def envelope(grey: np.ndarray, dark_ink: bool, window_fraction: float) -> np.ndarray:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from app.errors import NoDigitFound
-from app.imaging.ink import Ink
+from app.imaging.ink import MIN_PHOTO, Ink
 
 LINE_SPAN = 0.75  # a ruled line crosses at least this much of the picture
 LINE_WIDTH = 0.012  # and is thinner than this (of the picture's side), unlike a close-up's stroke
@@ -64,7 +64,8 @@ def select_digit(ink: Ink) -> np.ndarray:
         ink.weak.astype(np.uint8), connectivity=8
     )
     has_core = np.bincount(labels[ink.strong], minlength=count) > 0
-    if not ink.flat:  # in a photo, what touches the frame is the page's edge, a shadow or the table
+    if not ink.flat and min(h, w) >= MIN_PHOTO:  # a photo: what touches its frame is the page's
+        # edge, a shadow or the table, not the digit aimed at
         has_core &= ~touches_frame(stats, h, w)
     mass = np.bincount(labels.ravel(), weights=ink.level.ravel(), minlength=count)
     offset = ((centres[:, 0] - w / 2) / w) ** 2 + ((centres[:, 1] - h / 2) / h) ** 2
