@@ -21,7 +21,7 @@ import torch
 from app import png
 from app.engine import TweakPng, decode_poses, tweak_grid
 from app.errors import ServiceError
-from app.imaging import prepare
+from app.imaging import Layout, prepare
 from app.settings import Settings
 from model.capsnet import CapsNet
 from model.checkpoint import CheckpointError, load_weights
@@ -77,14 +77,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def classify(
-    model: CapsNet, device: torch.device, precision: Precision, paths: list[Path], preprocess: str
+    model: CapsNet,
+    device: torch.device,
+    precision: Precision,
+    paths: list[Path],
+    preprocess: str,
+    layout: Layout,
 ) -> list[Result]:
     """Preprocesses every file, then runs the readable ones through the model in one batch."""
     max_pixels = DEFAULTS["max_image_pixels"].default
     results = []
     for path in paths:
         try:
-            results.append(Result(path, image=prepare(path.read_bytes(), preprocess, max_pixels)))
+            results.append(Result(path, image=prepare(path.read_bytes(), preprocess, max_pixels, layout)))
         except (ServiceError, OSError) as e:
             results.append(Result(path, error=e))
     readable = [r.image for r in results if r.error is None]
@@ -154,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         model = load_weights(args.weights, device)
     except (CheckpointError, DeviceUnavailable, RuntimeError) as e:  # RuntimeError: a bad device name
         sys.exit(f"capsnet-predict: {e}")
-    results = classify(model, device, precision, args.images, args.preprocess)
+    layout = Layout.of_weights(model.config.to_dict(), args.weights)
+    results = classify(model, device, precision, args.images, args.preprocess, layout)
     written = []
     if args.save_pngs:
         for result in results:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from app.errors import NoDigitFound
-from app.imaging import prepare
+from app.imaging import Layout, prepare
 from bench.nondigit_sets import Group, digit_groups, non_digit_groups
 from model.calibrate import halves
 from model.capsnet import CapsNet
@@ -54,11 +54,13 @@ class Measured:
 
 
 @torch.inference_mode()
-def measure(group: Group, model: CapsNet, device: torch.device, batch_size: int = 256) -> Measured:
+def measure(
+    group: Group, model: CapsNet, device: torch.device, layout: Layout, batch_size: int = 256
+) -> Measured:
     images, refused = [], 0
     for data in group.files:
         try:
-            images.append(prepare(data, "auto", MAX_PIXELS))
+            images.append(prepare(data, "auto", MAX_PIXELS, layout))
         except NoDigitFound:
             refused += 1
     errors, lengths = [], []
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     step = max(1, len(measurement_half) // args.digits)
     groups = digit_groups(measurement_half.images[::step][: args.digits], args.seed)
     groups += non_digit_groups(args.seed, args.per_group)
-    results = [measure(group, model, device) for group in groups]
+    layout = Layout.of_weights(model.config.to_dict(), args.weights)
+    results = [measure(group, model, device, layout) for group in groups]
     print_table(results, rule)
     plot_roc(results, rule, args.roc)
     print(f"ROC curve: {args.roc}")

@@ -9,10 +9,13 @@ config's `image_size`, the box from its card's `input.digit_box`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from model.checkpoint import read_model_card
 
 MNIST_BOX_FRACTION = 20 / 28  # MNIST's box within its field, for a card that does not state its box
 
@@ -28,6 +31,11 @@ class Layout:
         size = int(info["config"]["image_size"])
         box = (info.get("input") or {}).get("digit_box")
         return cls(size, int(box) if box is not None else round(size * MNIST_BOX_FRACTION))
+
+    @classmethod
+    def of_weights(cls, config: dict[str, Any], weights: Path) -> Layout:
+        """From a loaded model's config and the card beside its weights."""
+        return cls.of_model({"config": config, "input": read_model_card(weights).get("input")})
 
 
 def fit_box(crop: np.ndarray, box: int) -> np.ndarray:
