@@ -13,6 +13,7 @@ import binascii
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -88,16 +89,21 @@ async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], ma
         await form.close()
 
 
+def parse_json(raw: bytes) -> Any:
+    """A client's JSON: bad syntax, or nesting deeper than the parser's stack, is the client's 400."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidUpload(f"the body is not valid JSON: {e}") from e
+    except RecursionError as e:  # never a valid request, and never a 500
+        raise InvalidUpload("the body's JSON is nested too deeply") from e
+
+
 def from_json(raw: bytes, max_images: int) -> list[Upload]:
     """The images of `{"images": [...]}`, counted before any is decoded."""
     if not raw:
         raise EmptyUpload("the body is empty")
-    try:
-        payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidUpload(f"the body is not valid JSON: {e}") from e
-    except RecursionError as e:  # nesting deeper than the parser's stack: never a valid upload
-        raise InvalidUpload("the body's JSON is nested too deeply") from e
+    payload = parse_json(raw)
     images = payload.get("images") if isinstance(payload, dict) else None
     if not isinstance(images, list) or not all(isinstance(item, str) for item in images):
         raise InvalidUpload('expected a JSON object {"images": ["<base64>", ...]}')

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import InvalidUpload
+from app.uploads import parse_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 NUMPY_TYPES = {
@@ -84,12 +85,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
 def load_json(header: bytes) -> dict[str, Any]:
     if not header:
         raise InvalidUpload("the body is empty: send an inference request as JSON")
-    try:
-        request = json.loads(header)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidUpload(f"the request is not valid JSON: {e}") from e
-    except RecursionError as e:
-        raise InvalidUpload("the request's JSON is nested too deeply") from e
+    request = parse_json(header)
     if not isinstance(request, dict):
         raise InvalidUpload("the request must be a JSON object")
     return request
