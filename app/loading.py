@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from app.settings import Settings
+from app.threads import configure_threads
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import CheckpointError, card_mismatch, load_weights, read_model_card
 from model.data import sha256_file
@@ -55,6 +56,7 @@ def load_model(settings: Settings) -> LoadedModel:
     if info["card_warning"]:
         log.warning("%s", info["card_warning"])
     store_convolutions_in(model, precision)
+    info["cpu_threads"] = configure_threads(settings.cpu_threads, device)
     warm_up(model, device, precision, settings.max_batch_size if settings.batching else 1)
     freeze_startup_heap()
     seconds = time.perf_counter() - start

@@ -131,6 +131,7 @@ class ModelInfo(BaseModel):
     precision: Literal["fp32", "bf16"] = Field(
         description="what the convolutions compute in (bf16: autocast; capsules and routing stay fp32)"
     )
+    cpu_threads: int = Field(description="threads of one forward pass on the CPU (CAPSNET_CPU_THREADS)")
     weights_sha256: str
     labels: list[str] | None
     input: dict[str, Any] | None

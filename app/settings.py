@@ -1,7 +1,7 @@
 """Service settings, read once from `CAPSNET_*` environment variables (pydantic-settings).
 
-Routes and the lifespan get them through the `get_settings` dependency, so tests replace them
-with `app.dependency_overrides[get_settings]` instead of patching a module-level global.
+The lifespan reads them through `get_settings` (and keeps them for the routes), so tests replace
+them with `app.dependency_overrides[get_settings]` instead of patching a module-level global.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 on CUDA and on CPUs with bf16 instructions, else fp32"
+    )
+    cpu_threads: int = Field(
+        0, ge=0, description="CPU threads of one forward pass; 0: the CPUs the process may use, less one"
     )
     max_queue: int = Field(256, ge=1, description="images waiting for the model; beyond it, 503")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)
