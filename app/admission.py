@@ -9,7 +9,7 @@ Costs that could never fit are the caller's to refuse with a 4xx before asking.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from app.errors import Overloaded
@@ -21,15 +21,17 @@ class Admission:
     Used only from the event loop: reserving and releasing are plain arithmetic between awaits.
     """
 
-    def __init__(self, **capacity: int) -> None:
+    def __init__(self, on_refused: Callable[[str], None] = lambda budget: None, **capacity: int) -> None:
         self.capacity = dict(capacity)
         self.held = dict.fromkeys(capacity, 0)
+        self.on_refused = on_refused  # told the budget that refused, e.g. to count it
 
     @asynccontextmanager
     async def admit(self, **cost: int) -> AsyncIterator[None]:
         """Holds `cost` for the duration of the block, or raises `Overloaded` holding nothing."""
         for budget, amount in cost.items():
             if self.held[budget] + amount > self.capacity[budget]:
+                self.on_refused(budget)
                 raise Overloaded(
                     f"the server is busy ({self.held[budget]} of {self.capacity[budget]} {budget} in use, "
                     f"this request needs {amount}); retry shortly",

@@ -40,6 +40,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Inference:
     poses: np.ndarray  # (10, 16) float32
+    lengths: np.ndarray  # (10,) float32: the capsule lengths, the class scores
     reconstruction_error: float  # see model.nondigit: how far the winning capsule's redrawing is
 
 
@@ -95,7 +96,7 @@ class Batcher:
         """Runs `work(model, device)` on the model's thread under inference mode and the precision."""
         start = time.perf_counter()
         result = await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
-        self.metrics.stage.labels("inference").observe(time.perf_counter() - start)
+        self.metrics.inference.observe(time.perf_counter() - start)
         return result
 
     def _call(self, work: Callable[[CapsNet, torch.device], T]) -> T:
@@ -141,7 +142,7 @@ class Batcher:
     async def _process(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
         for job in jobs:
-            self.metrics.stage.labels("queue").observe(started - job.enqueued)
+            self.metrics.queue_wait.observe(started - job.enqueued)
         self.metrics.batch_size.observe(len(jobs))
         try:
             results = await self.run(forward(np.stack([job.image for job in jobs])))  # (B, 28, 28) in
@@ -171,7 +172,11 @@ def forward(images: np.ndarray) -> Callable[[CapsNet, torch.device], list[Infere
     def work(model: CapsNet, device: torch.device) -> list[Inference]:
         x = torch.from_numpy(images).unsqueeze(1).to(device)  # (B, 1, 28, 28)
         poses, errors = poses_and_errors(model, x)  # (B, 10, 16), (B,)
-        poses_np, errors_np = poses.float().cpu().numpy(), errors.cpu().numpy()
-        return [Inference(p, float(e)) for p, e in zip(poses_np, errors_np, strict=True)]
+        poses = poses.float()
+        poses_np, lengths_np = poses.cpu().numpy(), poses.norm(dim=-1).cpu().numpy()
+        return [
+            Inference(p, n, float(e))
+            for p, n, e in zip(poses_np, lengths_np, errors.cpu().numpy(), strict=True)
+        ]
 
     return work

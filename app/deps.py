@@ -15,16 +15,30 @@ from app.engine import DataPlane
 from app.errors import ModelLoadFailed, ModelNotReady, Unauthorized
 from app.imaging import Preprocess
 from app.schemas import EXAMPLE_PNG_BASE64, ErrorResponse
-from app.settings import Settings, get_settings
+from app.settings import Settings
 from app.uploads import Upload, read_images
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="needed when CAPSNET_API_KEY is set"
 )
 
 
-def get_plane(request: Request) -> DataPlane:
+# Every dependency on a request's path is a coroutine: FastAPI runs a plain function in the
+# threadpool, a thread hop per dependency per request for what is a few attribute reads.
+
+
+async def app_settings(request: Request) -> Settings:
+    """The settings the lifespan started with: `get_settings()`, or a test's override of it."""
+    settings: Settings | None = request.app.state.settings
+    if settings is None:
+        raise ModelNotReady("the service is starting; retry shortly")
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+
+
+async def get_plane(request: Request) -> DataPlane:
     plane: DataPlane | None = request.app.state.plane
     if plane is None:
         failure = request.app.state.load_error
@@ -34,7 +48,9 @@ def get_plane(request: Request) -> DataPlane:
     return plane
 
 
-def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)]) -> None:
+async def require_api_key(
+    settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)]
+) -> None:
     expected = settings.api_key
     if expected is None:
         return

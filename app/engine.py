@@ -18,6 +18,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from app.batcher import Batcher, Inference
 from app.cache import LruCache
 from app.errors import InvalidParameter, NotADigit, ServiceError, TooManyImages
 from app.imaging import Layout, Preprocess, prepare
-from app.metrics import Metrics
+from app.metrics import Metrics, watch_admission
 from app.renders import DecodePng, Geometry, InputPng, PngParams, ReconstructionPng, TweakPng
 from app.settings import Settings
 from app.uploads import Upload
@@ -43,18 +44,15 @@ class Sample:
     key: str  # the hash of `image`: the caches' key
     image: np.ndarray  # (28, 28) float32 on 256 levels, what the model saw
     poses: np.ndarray  # (10, 16) float32
+    lengths: np.ndarray  # (10,) float32: the capsule lengths, the class scores
     reconstruction_error: float  # model.nondigit's unit: summed squared pixel error
     is_digit: bool | None  # None: the model card has no calibrated digit check
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.linalg.norm(self.poses, axis=-1)  # (10,) the class scores
 
     @property
     def digit(self) -> int:
         return int(self.lengths.argmax())
 
-    @property
+    @cached_property
     def token(self) -> str:
         """The input itself, compactly: its id in responses and in PNG links any replica can render."""
         return links.token(self.image)
@@ -67,6 +65,7 @@ class DataPlane:
         self.max_image_pixels = settings.max_image_pixels
         self.layout = Layout.of_model(info)  # the input size and digit box the model was trained on
         self.admission = Admission(images=settings.max_queue, pixels=settings.max_render_pixels)
+        watch_admission(metrics, self.admission)
         self.samples: LruCache[str, Sample] = LruCache(settings.sample_cache_bytes, sample_bytes)
         self.pngs: LruCache[tuple[str, PngParams], bytes] = LruCache(settings.png_cache_bytes, len)
         self.digit_rule = DigitRule.from_card(info)
@@ -125,13 +124,13 @@ class DataPlane:
             await run_in_threadpool(self._prepare_one, index, upload, preprocess)
             for index, upload in enumerate(files)
         ]
-        self.metrics.stage.labels("preprocess").observe(time.perf_counter() - start)
-        return links.quantise(np.stack(images))
+        self.metrics.preprocess.observe(time.perf_counter() - start)
+        return np.stack(images)
 
     def _prepare_one(self, index: int, upload: Upload, preprocess: Preprocess) -> np.ndarray:
-        """One file's model input; an error names the file, so one bad image among many is found."""
+        """One file's quantised model input; an error names the file, so one bad image among many is found."""
         try:
-            return prepare(upload.data, preprocess, self.max_image_pixels, self.layout)
+            return links.quantise(prepare(upload.data, preprocess, self.max_image_pixels, self.layout))
         except ServiceError as e:
             raise e.about_image(index, upload.name) from e
 
@@ -151,11 +150,11 @@ class DataPlane:
 
     def sample_from(self, key: str, image: np.ndarray, result: Inference) -> Sample:
         """A model output with the card's digit check applied (None when the card has none)."""
-        poses, error = result.poses, result.reconstruction_error
+        poses, lengths, error = result.poses, result.lengths, result.reconstruction_error
         if self.digit_rule is None:
-            return Sample(key, image, poses, error, None)
-        length = float(np.linalg.norm(poses, axis=-1).max())
-        return Sample(key, image, poses, error, bool(self.digit_rule.is_digit([error], [length])[0]))
+            return Sample(key, image, poses, lengths, error, None)
+        is_digit = bool(self.digit_rule.is_digit([error], [float(lengths.max())])[0])
+        return Sample(key, image, poses, lengths, error, is_digit)
 
     def refuse_non_digits(self, samples: list[Sample]) -> None:
         """`reject_non_digits=true`: a 422 naming every input the digit check flagged."""
@@ -201,7 +200,7 @@ class DataPlane:
     async def _encode(self, pixels: np.ndarray, scale: int) -> bytes:
         start = time.perf_counter()
         data = await run_in_threadpool(png.encode, pixels, scale)
-        self.metrics.stage.labels("encode").observe(time.perf_counter() - start)
+        self.metrics.encode.observe(time.perf_counter() - start)
         return data
 
 
@@ -210,7 +209,8 @@ def content_id(image: np.ndarray) -> str:
 
 
 def sample_bytes(sample: Sample) -> int:
-    return sample.image.nbytes + sample.poses.nbytes + 256  # the arrays and the objects around them
+    arrays = sample.image.nbytes + sample.poses.nbytes + sample.lengths.nbytes
+    return arrays + 256  # and the objects around them
 
 
 Work = Callable[[CapsNet, torch.device], np.ndarray]

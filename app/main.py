@@ -3,9 +3,9 @@
 The weights load in a background task started by the lifespan, so the server answers /healthz
 at once and /readyz with 503 until the model is loaded and warmed up. A load that fails is
 terminal: the reason is logged and `app.state.stop` (set by `capsnet-serve` to stop uvicorn) is
-called, so the process exits non-zero and its supervisor restarts it. Settings come from the
-`get_settings` dependency (overrides included); only CORS, a middleware fixed when the app is
-built, reads them at build time.
+called, so the process exits non-zero and its supervisor restarts it. The lifespan resolves the
+settings once, from `get_settings` or a test's override of it, and keeps them in `app.state` for
+the routes; only CORS, a middleware fixed when the app is built, reads them at build time.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ async def start_engine(app: FastAPI, settings: Settings) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.dependency_overrides.get(get_settings, get_settings)()
     configure_logging(settings.log_level)
-    app.state.plane, app.state.load_error = None, None
+    app.state.settings, app.state.plane, app.state.load_error = settings, None, None
     loading = asyncio.create_task(start_engine(app, settings))
     try:
         yield
@@ -82,7 +82,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     app.state.metrics = Metrics()
-    app.state.plane, app.state.load_error = None, None
+    app.state.settings, app.state.plane, app.state.load_error = None, None, None
     app.state.stop = lambda: None  # capsnet-serve replaces it with "stop uvicorn"
     app.include_router(health.router)
     app.include_router(v2.health)

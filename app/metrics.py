@@ -8,10 +8,13 @@ tests) never collide in prometheus-client's global one.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.admission import Admission
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -38,6 +41,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # each stage's child bound once: `labels()` is a locked lookup on every call
+        self.preprocess, self.queue_wait, self.inference, self.encode = (
+            self.stage.labels(stage) for stage in ("preprocess", "queue", "inference", "encode")
+        )
         self.batch_size = Histogram(
             "capsnet_batch_size", "Images per forward pass", buckets=BATCH_BUCKETS, registry=r
         )
@@ -50,10 +57,37 @@ class Metrics:
             "Inputs the digit check flagged as not a digit (is_digit false), refused or answered",
             registry=r,
         )
+        self.admission_capacity = Gauge(
+            "capsnet_admission_capacity",
+            "Size of each admission budget: images queued for the model, render pixels in progress",
+            ["budget"],
+            registry=r,
+        )
+        self.admission_in_use = Gauge(
+            "capsnet_admission_in_use",
+            "What requests hold of each admission budget now",
+            ["budget"],
+            registry=r,
+        )
+        self.admission_refused = Counter(
+            "capsnet_admission_refused_total",
+            "Requests answered 503 because a budget was full, by the budget that refused",
+            ["budget"],
+            registry=r,
+        )
         self.ready = Gauge("capsnet_ready", "1 once the model is loaded and warmed up", registry=r)
         self.gpu_memory = Gauge(
             "capsnet_gpu_memory_allocated_bytes", "GPU memory held by tensors (0 on the CPU)", registry=r
         )
+
+
+def watch_admission(metrics: Metrics, admission: Admission) -> None:
+    """Exports each budget's capacity, what is held of it (read at scrape time) and its refusals."""
+    for budget, capacity in admission.capacity.items():
+        metrics.admission_capacity.labels(budget).set(capacity)
+        metrics.admission_in_use.labels(budget).set_function(partial(admission.held.__getitem__, budget))
+        metrics.admission_refused.labels(budget)  # exported as 0 before the first refusal
+    admission.on_refused = lambda budget: metrics.admission_refused.labels(budget).inc()
 
 
 class HttpMetricsMiddleware:

@@ -27,7 +27,7 @@ async def healthz() -> Status:
 @router.head("/readyz", response_model=Status, responses=errors(503), operation_id="readyz_head")
 async def readyz(request: Request) -> Status:
     """Readiness: 503 until the weights are loaded and warmed up (or when they failed to), 200 after."""
-    get_plane(request)
+    await get_plane(request)
     return Status(status="ready")
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 import app.png
 from app.batcher import Batcher
@@ -122,8 +123,24 @@ def test_images_beyond_the_queue_are_refused_with_503_and_retry_after(
         first = pool.submit(client.post, "/v1/predict", files=files)
         time.sleep(0.3)
         second = client.post("/v1/predict", files=files)
+        while_held = admission_metrics(client)
         gate.set()
         assert first.result(timeout=30).status_code == 200
     assert second.status_code == 503 and second.headers["Retry-After"] == "1"
     assert second.json()["error"]["code"] == "overloaded"
     assert client.post("/v1/predict", files=files).status_code == 200
+    assert while_held["capsnet_admission_capacity", "images"] == 4
+    assert while_held["capsnet_admission_in_use", "images"] == 3  # the first request's images
+    assert while_held["capsnet_admission_refused_total", "images"] == 1
+    assert while_held["capsnet_admission_refused_total", "pixels"] == 0
+    assert admission_metrics(client)["capsnet_admission_in_use", "images"] == 0
+
+
+def admission_metrics(client: TestClient) -> dict[tuple[str, str], float]:
+    """(sample name, budget) -> value, for the admission families of /metrics."""
+    return {
+        (sample.name, sample.labels["budget"]): sample.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        if family.name.startswith("capsnet_admission")
+        for sample in family.samples
+    }
