@@ -41,11 +41,11 @@ async def read_images(request: Request, settings: Settings) -> list[Upload]:
         )
     if declared == "0":
         raise EmptyUpload("the body is empty: send multipart field 'file' or JSON {\"images\": [...]}")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     body = counted(request.stream(), limit)
     if content_type == "multipart/form-data":
         files = await from_multipart(request, body, settings.max_images_per_request)
-    elif content_type == "application/json" or content_type.endswith("+json"):
+    elif is_json(content_type):
         files = from_json(b"".join([chunk async for chunk in body]), settings.max_images_per_request)
     else:
         raise UnsupportedMediaType(
@@ -65,12 +65,32 @@ async def read_images(request: Request, settings: Settings) -> list[Upload]:
     return files
 
 
-async def counted(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+async def read_body(request: Request, limit: int, limit_name: str = "max_upload_bytes") -> bytes:
+    """A whole body that is not an upload of files (JSON, a V2 request), within `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(f"the body is {declared} bytes; the limit is {limit}", {limit_name: limit})
+    if request.headers.get("content-encoding", "identity") != "identity":
+        raise InvalidUpload("compressed request bodies are not accepted; send the body as it is")
+    return b"".join([chunk async for chunk in counted(request.stream(), limit, limit_name)])
+
+
+async def counted(
+    stream: AsyncIterator[bytes], limit: int, limit_name: str = "max_upload_bytes"
+) -> AsyncGenerator[bytes, None]:
     received = 0
     async for chunk in stream:
         received += len(chunk)
         if received > limit:
-            raise UploadTooLarge(f"the body exceeds the limit of {limit} bytes", {"max_upload_bytes": limit})
+            raise UploadTooLarge(f"the body exceeds the limit of {limit} bytes", {limit_name: limit})
         yield chunk
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from app.deps import (
     IMAGE_UPLOAD,
@@ -22,11 +24,13 @@ from app.deps import (
     WholeNumber,
     errors,
 )
-from app.errors import InvalidParameter
+from app.errors import InvalidParameter, UnsupportedMediaType
 from app.renders import DecodePng, InputPng, ReconstructionPng, TweakPng
 from app.schemas import DecodeRequest
+from app.uploads import is_json, media_type, parse_json, read_body
 
 router = APIRouter(prefix="/v1", tags=["images"])
+DECODE_BODY_BYTES = 64 * 1024  # a digit and a pose are a few hundred bytes of JSON; 413 beyond, unread
 Token = Annotated[
     str,
     Path(pattern=r"^[A-Za-z0-9_-]{1,2048}$", description="the token from a prediction's link"),
@@ -100,10 +104,33 @@ async def tweak(
     return png(await plane.render_upload(files, preprocess, params))
 
 
-@router.post("/decode", response_class=Response, responses={**PNG, **errors(400, 401, 413, 415, 422, 503)})
-async def decode(plane: PlaneDep, body: DecodeRequest, scale: ScaleQuery = 1) -> Response:
+@router.post(
+    "/decode",
+    response_class=Response,
+    responses={**PNG, **errors(400, 401, 413, 415, 422, 503)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": DecodeRequest.model_json_schema()}},
+        }
+    },
+)
+async def decode(request: Request, plane: PlaneDep, scale: ScaleQuery = 1) -> Response:
     """What the decoder draws for a pose you choose: edit a capsule and see the digit change."""
+    if not is_json(media_type(request)):
+        raise UnsupportedMediaType("send the digit and the pose as application/json")
+    body = decode_request(await read_body(request, DECODE_BODY_BYTES, "max_body_bytes"))
     return png(await plane.decode(DecodePng(body.digit, tuple(body.pose), scale)), cacheable=False)
+
+
+def decode_request(raw: bytes) -> DecodeRequest:
+    """The body, read within its small limit (FastAPI would read any size), validated as FastAPI would."""
+    try:
+        return DecodeRequest.model_validate(parse_json(raw))
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in e.errors(include_url=False)]
+        ) from e
 
 
 @router.get("/inputs/{token}.png", response_class=Response, responses={**PNG, **LINK_ERRORS})

@@ -22,8 +22,8 @@ from fastapi.routing import APIRoute
 
 from app.deps import PlaneDep, SettingsDep, get_plane
 from app.engine import DataPlane, Sample
-from app.errors import InvalidUpload, NotFound, ServiceError, TooManyImages, UploadTooLarge
-from app.uploads import Upload, counted
+from app.errors import InvalidUpload, NotFound, ServiceError, TooManyImages
+from app.uploads import Upload, read_body
 from app.v2_wire import HEADER_LENGTH, OutputTensor, Tensor, encode_response, parse_request
 from model.capsnet import CapsNetConfig
 from model.signature import TensorSpec, image_input, outputs
@@ -132,16 +132,6 @@ def served(plane: DataPlane, name: str, version: str | None) -> dict[str, Any]:
 
 def describe(spec: TensorSpec) -> dict[str, Any]:
     return {"name": spec.name, "datatype": spec.datatype, "shape": [-1, *spec.shape]}
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused at the same size limit as a /v1 upload."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
-    if request.headers.get("content-encoding", "identity") != "identity":
-        raise InvalidUpload("compressed request bodies are not accepted; send the body as it is")
-    return b"".join([chunk async for chunk in counted(request.stream(), limit)])
 
 
 async def run(plane: DataPlane, inputs: list[Tensor], spec: TensorSpec, max_images: int) -> list[Sample]:

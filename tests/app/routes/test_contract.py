@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+
+from app.routes.images import DECODE_BODY_BYTES
 
 
 def upload(png_bytes, image) -> dict:
@@ -32,11 +36,32 @@ def test_every_response_carries_a_request_id_that_errors_and_logs_repeat(
     )
 
 
-@pytest.mark.parametrize("path", ["/v1/predict", "/v1/decode"])
-def test_json_nested_a_thousand_deep_is_a_400_in_the_error_format(client: TestClient, path: str) -> None:
-    for body in (b"[" * 1000 + b"]" * 1000, b'{"images": ' + b"[" * 100_000):
+@pytest.mark.parametrize(("path", "deep"), [("/v1/predict", 100_000), ("/v1/decode", 30_000)])
+def test_json_nested_a_thousand_deep_is_a_400_in_the_error_format(
+    client: TestClient, path: str, deep: int
+) -> None:
+    for body in (b"[" * 1000 + b"]" * 1000, b'{"images": ' + b"[" * deep):
         r = client.post(path, content=body, headers={"content-type": "application/json"})
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_body", r.text
+
+
+def test_a_decode_body_is_bounded_before_it_is_read(client: TestClient) -> None:
+    """A digit and its pose are a few hundred bytes; FastAPI alone would read a body of any size."""
+    pose = {"digit": 3, "pose": [0.1] * 16}
+    padded = json.dumps({**pose, "padding": " " * (1 << 20)}).encode()
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
+        for start in range(0, len(padded), 1 << 16):
+            yield padded[start : start + (1 << 16)]
+
+    json_type = {"content-type": "application/json"}
+    for body in (padded, chunks()):
+        r = client.post("/v1/decode", content=body, headers=json_type)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "upload_too_large", r.text
+        assert r.json()["error"]["details"] == {"max_body_bytes": DECODE_BODY_BYTES}
+    r = client.post("/v1/decode", content=json.dumps(pose), headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type", r.text
+    assert client.post("/v1/decode", json=pose).headers["content-type"] == "image/png"
 
 
 def test_decode_refuses_a_boolean_digit(client: TestClient) -> None:
