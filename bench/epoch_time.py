@@ -1,6 +1,6 @@
 """Prints the time of one 60k-image training epoch: this CapsNet beside a peer's, same device.
 
-This model runs through the real training loop (`model.train.train_one_epoch`: 2-pixel shifts,
+This model runs through the real training loop (`model.training.loop.train_one_epoch`: 2-pixel shifts,
 margin + reconstruction loss, Adam) in fp32, then with bf16 autocast and `torch.compile` as
 `capsnet-train --amp --compile` runs it. The peer is XifengGuo/CapsNet-Pytorch, the most used
 PyTorch CapsNet: its `CapsuleNet` and `caps_loss` are loaded from a checkout given with `--peer`,
@@ -25,12 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from model.capsnet import CapsNet
 from model.data import Split, load_mnist, random_shift
 from model.device import resolve_device
-from model.train import Distributed, ShuffledBatches, make_loader, set_epoch, train_one_epoch
+from model.training.batches import ShuffledBatches, make_loader, set_epoch
+from model.training.compiled import COMPILE_MODES, compile_in_place
+from model.training.distributed import Distributed
+from model.training.loop import train_one_epoch
 
 
 def load_peer(checkout: Path) -> types.ModuleType:
@@ -64,10 +67,8 @@ def ours(train: Split, device: torch.device, batch: int, amp: bool, compile_mode
     torch.manual_seed(0)
     model = CapsNet().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    trained: nn.Module = model
-    if compile_mode is not None:
-        trained.compile(mode=compile_mode)
-    args = Namespace(max_shift=2, amp=amp, seed=0)
+    compile_in_place(model, compile_mode)  # as `capsnet-train --compile-mode` does
+    args = Namespace(max_shift=2, amp=amp, seed=0, epochs=1)
     single = Distributed()
     loader = make_loader(train, batch, 0, single, device)
     # the full batch and the epoch's last, smaller one: both shapes compiled before timing
@@ -75,7 +76,7 @@ def ours(train: Split, device: torch.device, batch: int, amp: bool, compile_mode
 
     def epoch(which: ShuffledBatches, number: int) -> None:
         set_epoch(which, 0, number)
-        train_one_epoch(trained, which, optimizer, model.config, device, args, number, single)
+        train_one_epoch(model, which, optimizer, model.config, device, args, number, single)
 
     warmup_s = timed(lambda: [epoch(warm, 0) for _ in range(3)], device)
     return {"epoch_s": timed(lambda: epoch(loader, 1), device), "warmup_s": warmup_s}
@@ -115,6 +116,7 @@ def main() -> None:
         "--compile-mode",
         action="append",
         default=[],
+        choices=COMPILE_MODES[1:],
         help="also time bf16 + torch.compile in this mode, e.g. reduce-overhead (CUDA graphs); repeatable",
     )
     args = p.parse_args()

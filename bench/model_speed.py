@@ -20,7 +20,7 @@ import torch
 
 from model.capsnet import CapsNet
 from model.device import resolve_device
-from model.train import train_step
+from model.training.loop import train_step
 
 BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 

@@ -17,7 +17,11 @@ import torch
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import load_training_state, load_weights, read_model_card, save_weights
 from model.data import Mnist, sha256_file
-from model.train import Distributed, WeightAverage, main, make_loader, parse_args, set_epoch, train_one_epoch
+from model.train import main, parse_args
+from model.training.batches import make_loader, set_epoch
+from model.training.distributed import Distributed
+from model.training.loop import train_one_epoch
+from model.training.weight_average import WeightAverage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -246,3 +250,32 @@ def test_a_resumed_warm_start_keeps_naming_the_weights_it_began_from(tmp_path: P
     assert load_training_state(warm / "checkpoint.pt")["origin"]["initialized_from"]["sha256"] == start_sha
     best = read_model_card(warm / "best.safetensors")["training"]["initialized_from"]
     assert best["sha256"] == start_sha
+
+
+def test_compile_mode_implies_compile_and_compile_alone_keeps_the_default_mode() -> None:
+    assert parse_args([]).compile_mode is None and not parse_args([]).compile
+    assert parse_args(["--compile"]).compile_mode == "default"
+    cuda_graphs = parse_args(["--compile-mode", "reduce-overhead"])
+    assert cuda_graphs.compile and cuda_graphs.compile_mode == "reduce-overhead"
+    with pytest.raises(SystemExit):
+        parse_args(["--compile-mode", "fastest"])
+
+
+def test_the_cli_compiles_in_the_mode_asked_for_and_resumes_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modes: list[str | None] = []
+
+    def record_mode(fn, *args, mode: str | None = None, **kwargs):  # compiling on CPU takes minutes
+        modes.append(mode)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", record_mode)
+    run_cli(tmp_path, "--epochs", "1", "--compile-mode", "reduce-overhead")
+    assert modes == ["reduce-overhead"]
+    assert read_model_card(tmp_path / "last.safetensors")["training"]["recipe"]["compile_mode"] == (
+        "reduce-overhead"
+    )
+    run_cli(tmp_path, "--epochs", "2", "--resume")  # the checkpoint is the uncompiled model's
+    assert modes == ["reduce-overhead"]
+    assert [r["epoch"] for r in read_metrics(tmp_path)] == [1, 2]

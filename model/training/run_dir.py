@@ -9,6 +9,7 @@ the two never logs an epoch twice.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -48,6 +49,11 @@ def claim(out_dir: Path, resume: bool, overwrite: bool) -> None:
             f"{out_dir} holds another run's files ({', '.join(found)}) and no checkpoint to resume: "
             "pass --overwrite to delete them and start over, or choose another --out-dir"
         )
+
+
+def recipe_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line as plain JSON values, for the model card and the checkpoint."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
 
 
 def check_same_run(saved: dict[str, Any] | None, recipe: dict[str, Any], out_dir: Path) -> None:

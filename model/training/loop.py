@@ -1,0 +1,110 @@
+"""One training epoch (the paper's margin + reconstruction loss, 2-pixel shifts) and validation.
+
+Plain functions in the manner of pytorch/examples' `mnist/main.py`: `train_step` is one optimizer
+step, `train_one_epoch` a pass over the shuffled batches that returns the epoch's means, and
+`evaluate_split` the accuracy and loss of a held-out split decoded as at inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
+
+from model.capsnet import CapsNet, CapsNetConfig, CapsNetOutput
+from model.data import Split, random_shift
+from model.losses import CapsNetLoss, capsnet_loss
+from model.training.batches import ShuffledBatches
+from model.training.distributed import Distributed
+from model.training.progress import epoch_bar
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    labels: Tensor,
+    cfg: CapsNetConfig,
+    amp: bool,
+) -> tuple[CapsNetOutput, CapsNetLoss]:
+    """One optimizer step; `amp` runs the convolutions in bf16 (the model keeps the rest fp32)."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = model(images, labels)
+    loss = capsnet_loss(out, images, labels, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss.total.backward()
+    optimizer.step()
+    return out, loss
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: ShuffledBatches,
+    optimizer: torch.optim.Optimizer,
+    cfg: CapsNetConfig,
+    device: torch.device,
+    args: argparse.Namespace,
+    epoch: int,
+    dist_info: Distributed,
+    averaged: AveragedModel | None = None,
+) -> dict[str, float]:
+    """One pass over `loader` (reads `args.seed`, `max_shift`, `amp` and `epochs`); `averaged`, if
+    given, takes in the weights after every step. The sums stay on the device until the end."""
+    model.train()
+    shift_rng = torch.Generator().manual_seed(args.seed * 100_003 + epoch * 1_009 + dist_info.rank)
+    totals = torch.zeros(5, device=device)  # loss, margin, reconstruction, correct, seen
+    bar = epoch_bar(loader, epoch, args.epochs, dist_info.is_main)
+    start = time.perf_counter()
+    for step, (images, labels) in enumerate(bar):
+        images = random_shift(images, args.max_shift, shift_rng).to(device)  # a no-op when on device
+        labels = labels.to(device)
+        out, loss = train_step(model, optimizer, images, labels, cfg, args.amp)
+        if averaged is not None:
+            averaged.update_parameters(model)
+        n = len(labels)
+        correct = (out.lengths.argmax(1) == labels).sum()
+        totals += torch.stack(
+            [
+                loss.total.detach() * n,
+                loss.margin.detach() * n,
+                loss.reconstruction.detach() * n,
+                correct.float(),
+                torch.full((), n, device=device),  # filled on the device: no copy from the host
+            ]
+        )
+        if step % 50 == 0:  # reading the totals waits for the device: not every step
+            seen = totals[4].item()
+            running = {"loss": f"{totals[0].item() / seen:.4f}", "acc": f"{totals[3].item() / seen:.2%}"}
+            bar.set_postfix(running, refresh=False)
+    if dist_info.world_size > 1:
+        dist.all_reduce(totals)
+    loss_sum, margin, reconstruction, correct_sum, seen = totals.tolist()  # waits for the last step
+    elapsed = time.perf_counter() - start
+    return {
+        "train_loss": loss_sum / seen,
+        "train_margin_loss": margin / seen,
+        "train_reconstruction_loss": reconstruction / seen,
+        "train_accuracy": correct_sum / seen,
+        "images_per_s": seen / elapsed,
+    }
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: CapsNet, split: Split, device: torch.device, batch_size: int = 500
+) -> dict[str, float]:
+    """Accuracy and loss on a split, decoding the longest capsule as at inference."""
+    model.eval()
+    images_all, labels_all = split.tensors()
+    correct, loss_sum = 0, 0.0
+    for start in range(0, len(split), batch_size):
+        images = images_all[start : start + batch_size].to(device)
+        labels = labels_all[start : start + batch_size].to(device)
+        out = model(images)
+        loss_sum += capsnet_loss(out, images, labels, model.config).total.item() * len(labels)
+        correct += (out.lengths.argmax(1) == labels).sum().item()
+    return {"accuracy": correct / len(split), "loss": loss_sum / len(split)}
