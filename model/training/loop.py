@@ -20,7 +20,7 @@ from model.data import Split, random_shift
 from model.losses import CapsNetLoss, capsnet_loss
 from model.training.batches import ShuffledBatches
 from model.training.distributed import Distributed
-from model.training.progress import epoch_bar
+from model.training.progress import epoch_bar, show_running
 
 
 def train_step(
@@ -77,9 +77,7 @@ def train_one_epoch(
             ]
         )
         if step % 50 == 0:  # reading the totals waits for the device: not every step
-            seen = totals[4].item()
-            running = {"loss": f"{totals[0].item() / seen:.4f}", "acc": f"{totals[3].item() / seen:.2%}"}
-            bar.set_postfix(running, refresh=False)
+            show_running(bar, loss=totals[0].item(), correct=totals[3].item(), seen=totals[4].item())
     if dist_info.world_size > 1:
         dist.all_reduce(totals)
     loss_sum, margin, reconstruction, correct_sum, seen = totals.tolist()  # waits for the last step

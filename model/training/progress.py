@@ -32,6 +32,11 @@ def epoch_bar(batches: Iterable[Batch], epoch: int, epochs: int, is_main: bool) 
     )
 
 
+def show_running(bar: tqdm[Any], loss: float, correct: float, seen: float) -> None:
+    """The epoch's running mean loss and accuracy beside its bar, drawn at the bar's next update."""
+    bar.set_postfix({"loss": f"{loss / seen:.4f}", "acc": f"{correct / seen:.2%}"}, refresh=False)
+
+
 def epoch_line(record: dict[str, Any], epochs: int, held_out: bool) -> str:
     """One readable line per epoch; `metrics.jsonl` keeps the full record."""
     valid = "valid" if held_out else "valid (trained on)"
