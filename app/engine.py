@@ -153,8 +153,8 @@ class DataPlane:
         poses, lengths, error = result.poses, result.lengths, result.reconstruction_error
         if self.digit_rule is None:
             return Sample(key, image, poses, lengths, error, None)
-        is_digit = bool(self.digit_rule.is_digit([error], [float(lengths.max())])[0])
-        return Sample(key, image, poses, lengths, error, is_digit)
+        [verdict] = self.digit_rule.judge(poses[None], np.array([error]))
+        return Sample(key, image, poses, lengths, error, bool(verdict))
 
     def refuse_non_digits(self, samples: list[Sample]) -> None:
         """`reject_non_digits=true`: a 422 naming every input the digit check flagged."""

@@ -2,8 +2,9 @@
 
 The same path as `POST /v1/predict`, minus HTTP: the service's preprocessing (`app.imaging`), the
 model rebuilt from its weights, and the service's PNG encoding for the pictures it can save (the
-input the model saw, the reconstruction and the tweak grid). A file that cannot be read or holds no
-digit is reported by name and the others still run; the exit status is then 1.
+input the model saw, the reconstruction and the tweak grid), with the model card's digit check
+(`is_digit` and `reconstruction_error`, as docs/digit-check.md says). A file that cannot be read
+or holds no digit is reported by name and the others still run; the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from app.errors import ServiceError
 from app.imaging import Layout, prepare
 from app.settings import Settings
 from model.capsnet import CapsNet
-from model.checkpoint import CheckpointError, load_weights
+from model.checkpoint import CheckpointError, load_weights, read_model_card
 from model.device import DeviceUnavailable, resolve_device
+from model.nondigit import DigitRule, poses_and_errors
 from model.precision import PRECISIONS, Precision, autocast, resolve_precision
 
 DEFAULTS = Settings.model_fields
@@ -36,6 +38,8 @@ class Result:
     path: Path
     image: np.ndarray | None = None  # what the model saw
     poses: np.ndarray | None = None  # (num_classes, digit_dim)
+    reconstruction_error: float | None = None  # model.nondigit's unit
+    is_digit: bool | None = None  # None: the model card has no digit check
     error: ServiceError | OSError | None = None
 
     @property
@@ -83,8 +87,10 @@ def classify(
     paths: list[Path],
     preprocess: str,
     layout: Layout,
+    rule: DigitRule | None,
 ) -> list[Result]:
-    """Preprocesses every file, then runs the readable ones through the model in one batch."""
+    """Preprocesses every file, then runs the readable ones through the model in one batch and
+    applies the card's digit check as the service does."""
     max_pixels = DEFAULTS["max_image_pixels"].default
     results = []
     for path in paths:
@@ -97,8 +103,14 @@ def classify(
         return results
     batch = torch.from_numpy(np.stack(readable)).unsqueeze(1).to(device)  # (B, 1, H, W)
     with torch.inference_mode(), autocast(device, precision):
-        poses = iter(model.poses(batch).cpu().numpy())  # B x (num_classes, digit_dim)
-    return [r if r.error is not None else replace(r, poses=next(poses)) for r in results]
+        poses, errors = (t.float().cpu().numpy() for t in poses_and_errors(model, batch))  # (B, 10, 16), (B,)
+    verdicts = [None] * len(poses) if rule is None else rule.judge(poses, errors).tolist()
+    outputs = iter(zip(poses, errors.tolist(), verdicts, strict=True))
+    return [r if r.error is not None else judged(r, *next(outputs)) for r in results]
+
+
+def judged(result: Result, poses: np.ndarray, error: float, is_digit: bool | None) -> Result:
+    return replace(result, poses=poses, reconstruction_error=error, is_digit=is_digit)
 
 
 def save_pngs(
@@ -131,6 +143,8 @@ def as_json(result: Result, top_k: int) -> dict[str, Any]:
         "digit": int(order[0]),
         "scores": [round(float(s), 6) for s in scores],
         "top_k": [{"digit": int(d), "score": round(float(scores[d]), 6)} for d in order],
+        "reconstruction_error": round(float(result.reconstruction_error), 4),
+        "is_digit": result.is_digit,
     }
 
 
@@ -145,7 +159,8 @@ def as_line(result: Result, top_k: int, width: int) -> str:
         return f"{result.path!s:<{width}}  error: {describe_error(result.error)['message']}"
     found = as_json(result, top_k)
     others = ", ".join(f"{t['digit']} {t['score']:.3f}" for t in found["top_k"][1:])
-    line = f"{result.path!s:<{width}}  {found['digit']:>5}  {found['top_k'][0]['score']:.3f}"
+    verdict = {True: "yes", False: "NO", None: "-"}[result.is_digit]
+    line = f"{result.path!s:<{width}}  {found['digit']:>5}  {found['top_k'][0]['score']:.3f}  {verdict:>8}"
     return f"{line}   then {others}" if others else line
 
 
@@ -160,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     except (CheckpointError, DeviceUnavailable, RuntimeError) as e:  # RuntimeError: a bad device name
         sys.exit(f"capsnet-predict: {e}")
     layout = Layout.of_weights(model.config.to_dict(), args.weights)
-    results = classify(model, device, precision, args.images, args.preprocess, layout)
+    rule = DigitRule.from_card(read_model_card(args.weights))
+    results = classify(model, device, precision, args.images, args.preprocess, layout, rule)
     written = []
     if args.save_pngs:
         for result in results:
@@ -173,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(document, indent=2))
     else:
         width = max(len(str(r.path)) for r in results)
-        print(f"{'image':<{width}}  digit  score")
+        print(f"{'image':<{width}}  digit  score  is_digit")
         for result in results:
             print(as_line(result, args.top_k, width))
         for path in written:

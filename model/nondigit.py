@@ -68,6 +68,10 @@ class DigitRule:
             np.asarray(lengths) >= self.min_capsule_length
         )
 
+    def judge(self, poses: np.ndarray, errors: np.ndarray) -> np.ndarray:
+        """The rule on model outputs: poses (N, num_classes, digit_dim) and errors (N,) -> (N,) bool."""
+        return self.is_digit(errors, np.linalg.norm(np.asarray(poses), axis=-1).max(axis=-1))
+
     def to_card(self) -> dict[str, Any]:
         return {"rule": RULE, "reconstruction_error_unit": UNIT, **asdict(self)}
 

@@ -33,3 +33,9 @@ def outputs(cfg: CapsNetConfig) -> tuple[TensorSpec, ...]:
         TensorSpec("poses", "FP32", (cfg.num_classes, cfg.digit_dim)),
         TensorSpec("reconstruction", "FP32", (cfg.in_channels, cfg.image_size, cfg.image_size)),
     )
+
+
+def digit_check_outputs() -> tuple[TensorSpec, ...]:
+    """What the service adds to the graph's outputs from the model card's digit check
+    (`model.nondigit`): the winning capsule's reconstruction error and the verdict."""
+    return (TensorSpec("reconstruction_error", "FP32", ()), TensorSpec("is_digit", "BOOL", ()))

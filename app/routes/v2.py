@@ -26,7 +26,7 @@ from app.errors import InvalidUpload, NotFound, ServiceError, TooManyImages
 from app.uploads import Upload, read_body
 from app.v2_wire import HEADER_LENGTH, OutputTensor, Tensor, encode_response, parse_request
 from model.capsnet import CapsNetConfig
-from model.signature import TensorSpec, image_input, outputs
+from model.signature import TensorSpec, digit_check_outputs, image_input, outputs
 
 PIXEL_TYPES = ("FP32", "UINT8")
 
@@ -83,7 +83,7 @@ async def model_metadata(plane: PlaneDep, name: str, version: str | None = None)
         "versions": [info["version"]],
         "platform": "pytorch",
         "inputs": [describe(image_input(config))],
-        "outputs": [describe(spec) for spec in outputs(config)],
+        "outputs": [describe(spec) for spec in served_outputs(plane, config)],
     }
 
 
@@ -105,7 +105,7 @@ async def infer(
     body = await read_body(request, settings.max_upload_bytes)
     parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
     samples = await run(plane, parsed.inputs, image_input(config), settings.max_images_per_request)
-    specs = {spec.name: spec for spec in outputs(config)}
+    specs = {spec.name: spec for spec in served_outputs(plane, config)}
     selection = parsed.outputs or dict.fromkeys(specs, parsed.binary_default)
     unknown = set(selection) - set(specs)
     if unknown:
@@ -128,6 +128,12 @@ def served(plane: DataPlane, name: str, version: str | None) -> dict[str, Any]:
         asked = name if version is None else f"{name} version {version}"
         raise NotFound(f"unknown model {asked}; this server serves {info['name']} version {info['version']}")
     return info
+
+
+def served_outputs(plane: DataPlane, config: CapsNetConfig) -> list[TensorSpec]:
+    """The model's outputs and the digit check's; `is_digit` only where the card has a rule."""
+    calibrated = plane.digit_rule is not None
+    return [*outputs(config), *(s for s in digit_check_outputs() if calibrated or s.name != "is_digit")]
 
 
 def describe(spec: TensorSpec) -> dict[str, Any]:
@@ -177,4 +183,8 @@ async def output(plane: DataPlane, samples: list[Sample], name: str) -> np.ndarr
         return np.array([s.digit for s in samples], dtype=np.int64)  # (N,)
     if name == "poses":
         return np.stack([s.poses for s in samples])  # (N, 10, 16)
+    if name == "reconstruction_error":
+        return np.array([s.reconstruction_error for s in samples], dtype=np.float32)  # (N,)
+    if name == "is_digit":
+        return np.array([s.is_digit for s in samples], dtype=np.bool_)  # (N,)
     return (await plane.reconstructions(samples))[:, None]  # (N, 1, 28, 28)

@@ -125,6 +125,7 @@ def test_health_and_metadata_answer_what_tritonclient_reads(
         {"name": "digit", "datatype": "INT64", "shape": [-1]},
         {"name": "poses", "datatype": "FP32", "shape": [-1, 10, 16]},
         {"name": "reconstruction", "datatype": "FP32", "shape": [-1, 1, SIDE, SIDE]},
+        {"name": "reconstruction_error", "datatype": "FP32", "shape": [-1]},  # no is_digit: no digit check
     ]
 
 
