@@ -1,10 +1,14 @@
-"""What preprocessing one image costs: time for a 12-megapixel JPEG, peak memory for the worst cases.
+"""What preprocessing one image costs: time for a 12-megapixel JPEG and a large PNG, peak memory
+for the worst cases.
 
 Memory is the process's peak resident set (Linux VmHWM, reset before each case through
 /proc/self/clear_refs) minus its resident set just before, measured in a fresh subprocess per
 case, so it counts Pillow's and OpenCV's C buffers that tracemalloc cannot see. "Eight in one
 request" sends eight 4096x4096 transparent PNGs to POST /v1/predict of the service with the
-shipped weights and compares the peak with the service's resting memory.
+shipped weights and compares the peak with the service's resting memory. The worst cases are
+the largest image of each kind the decoder accepts at the default pixel limit (4096x4096): PNGs
+streamed by libvips, and what Pillow decodes whole up to `DECODE_BUDGET` (an interlaced PNG, a
+WEBP, a 16-bit grey PNG).
 
     python bench/preprocess_cost.py
 """
@@ -12,11 +16,13 @@ shipped weights and compares the peak with the service's resting memory.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +32,51 @@ REPO = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 CASES = {
     "4096x4096 transparent PNG (RGBA)": lambda: transparent_png(),
+    "4096x4096 noisy PNG (RGBA)": lambda: noisy_png(),
+    "4096x4096 16-bit RGBA PNG": lambda: rgba16_png(),
     "4096x4096 transparent PNG (palette)": lambda: palette_png(),
     "4096x4096 16-bit grey PNG": lambda: grey16_png(),
+    "2896x2896 interlaced PNG (RGBA)": lambda: interlaced_png(),
+    "1448x1448 WEBP (RGBA)": lambda: webp(),
     "12-megapixel JPEG photo": lambda: photo_jpeg(),
 }
 
 
 def transparent_png() -> bytes:
     return encode(Image.new("RGBA", (4096, 4096), (0, 0, 0, 0)), "PNG")
+
+
+def noisy_pixels(side: int) -> np.ndarray:
+    """(side, side, 4) uint8: gradients under noise, so every PNG row filter (Paeth too) is used."""
+    y, x = np.mgrid[0:side, 0:side].astype(np.uint16)
+    noise = np.random.default_rng(0).integers(0, 32, (side, side, 4), dtype=np.uint16)
+    return ((np.stack([x // 16, y // 16, (x + y) // 32, 128 + (x - y) // 64], -1) + noise) % 256).astype(
+        np.uint8
+    )
+
+
+def noisy_png() -> bytes:
+    return encode(Image.fromarray(noisy_pixels(4096), "RGBA"), "PNG", compress_level=1)
+
+
+def rgba16_png() -> bytes:
+    import pyvips
+
+    pixels = pyvips.Image.new_from_array(noisy_pixels(4096)).cast("ushort") * 257
+    return pixels.cast("ushort").copy(interpretation="rgb16").pngsave_buffer(compression=1)
+
+
+def interlaced_png() -> bytes:
+    """The largest interlaced RGBA PNG Pillow may decode whole: a 32 MiB frame."""
+    import pyvips
+
+    pixels = pyvips.Image.new_from_array(noisy_pixels(2896)).copy(interpretation="srgb")
+    return pixels.pngsave_buffer(interlace=True, compression=1)
+
+
+def webp() -> bytes:
+    """The largest WEBP accepted: libwebp and Pillow hold four 4-byte frames of it (32 MiB)."""
+    return encode(Image.fromarray(noisy_pixels(1448), "RGBA"), "WEBP", quality=90)
 
 
 def palette_png() -> bytes:
@@ -106,10 +149,30 @@ def jpeg_seconds(repeats: int = 10) -> float:
     from app.imaging import Layout, prepare
 
     data = photo_jpeg()
+    return median_seconds(lambda: prepare(data, "auto", 4096 * 4096, Layout(28, 20)), repeats)
+
+
+def png_decode_seconds(repeats: int = 3) -> tuple[float, float]:
+    """(streamed by libvips, decoded whole by Pillow) for the noisy 4096x4096 RGBA PNG: decoding
+    and reduction to the working size only."""
+    decode = importlib.import_module("app.imaging.decode")  # the module, not its `decode` function
+
+    data = noisy_png()
+
+    def whole() -> None:
+        image = decode.open_checked(data, 4096 * 4096)
+        image.load()
+        decode.shrink(image, decode.WORKING_SIDE)
+
+    streamed = median_seconds(lambda: decode.decode(data, 4096 * 4096), repeats)
+    return streamed, median_seconds(whole, repeats)
+
+
+def median_seconds(work: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        prepare(data, "auto", 4096 * 4096, Layout(28, 20))
+        work()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -141,6 +204,11 @@ def eight_in_one_request() -> tuple[int, int]:
 def main() -> None:
     sys.path.insert(0, str(REPO))
     print(f"12-megapixel JPEG (4000x3000), median of 10: {jpeg_seconds() * 1000:.0f} ms per image")
+    streamed, whole = png_decode_seconds()
+    print(
+        f"4096x4096 noisy RGBA PNG decoded and reduced, median of 3: {streamed * 1000:.0f} ms streamed, "
+        f"{whole * 1000:.0f} ms decoded whole by Pillow"
+    )
     for name, make in CASES.items():
         print(f"peak extra memory, {name}: {measure_in_subprocess(make()) / MiB:.1f} MiB")
     resting, peak = eight_in_one_request()

@@ -1,12 +1,15 @@
 """Uploaded bytes -> a small greyscale working image, in memory bounded from the first byte.
 
-The header is checked before any pixel is decoded (format, claimed size). A JPEG is decoded at
-reduced scale by libjpeg itself (draft mode: 1/2 to 1/8 of each side), so a 12-megapixel photo
-never exists at full size. Other formats are decoded at their own size, one byte per channel,
-and reduced by whole-pixel box averaging (`Image.reduce`) to at most `WORKING_SIDE` before
-anything is converted to float. So one image costs at most its decoded frame (up to 4 bytes a
-pixel, plus a 2-byte copy for palette images or 4 bytes for 16-bit ones) and a few MB of
-working arrays, whatever its header claims within the pixel limit.
+The header is checked before any pixel is decoded (format, claimed size), and so is what
+decoding will hold: at most `DECODE_BUDGET` bytes of pixels, whatever size the header claims
+within the pixel limit. A JPEG is decoded at reduced scale by libjpeg itself (draft mode: 1/2 to
+1/8 of each side), so a 12-megapixel photo never exists at full size. Other images Pillow
+decodes whole when that fits the budget, then reduces by whole-pixel box averaging
+(`Image.reduce`) to at most `WORKING_SIDE` a strip of rows at a time. A PNG too large for that
+is decoded a few rows at a time by libvips and reduced as the rows arrive (`stream`), so its
+full-size frame never exists; anything else over the budget (an interlaced PNG, whose rows come
+in seven passes; WEBP, TIFF, BMP and GIF, which are decoded whole) is refused with 413 before
+decoding.
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+from app.errors import ImageTooLarge, InvalidImage, ServiceError, UnsupportedMediaType
+from app.imaging import stream
 
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 WORKING_SIDE = 512  # px: the digit still spans tens of pixels, and every array stays ~1 MB
 STRIP_BYTES = 2 << 20  # rows converted and reduced at a time
+DECODE_BUDGET = 32 << 20  # bytes of decoded pixels one image may hold at once
+MiB = 1 << 20
+# Pillow's decoders beyond its frame: WEBP through libwebp's animation decoder (its canvas, the
+# previous canvas and the bytes handed to Pillow), TIFF through libtiff (a strip buffer that can
+# be the whole image). Measured: 267 MiB for a 4096x4096 RGBA WEBP, 68 MiB for a striped TIFF.
+FRAMES_HELD = {"WEBP": 4, "TIFF": 2}
 EXIF_ORIENTATION = 0x0112
 TRANSPOSE_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -38,15 +48,48 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
     """At most `WORKING_SIDE` px a side, upright (EXIF orientation applied)."""
     image = open_checked(data, max_pixels)
     try:
-        orientation = image.getexif().get(EXIF_ORIENTATION)
         if image.format == "JPEG":
             image.draft(None, (WORKING_SIDE, WORKING_SIDE))
-        image.load()  # GIF and TIFF: the first frame
-        image = shrink(image, WORKING_SIDE)
-    except Exception as e:  # Pillow's decoders raise many types for corrupt data; all are the client's
+        if decoded_bytes(image) <= DECODE_BUDGET:
+            orientation = image.getexif().get(EXIF_ORIENTATION)  # a PNG's may come after its pixels
+            image.load()  # GIF and TIFF: the first frame
+            image = shrink(image, WORKING_SIDE)
+        else:
+            image, orientation = streamed(data, image)
+    except ServiceError:
+        raise
+    except Exception as e:  # the decoders raise many types for corrupt data; all are the client's
         raise InvalidImage(f"the image could not be decoded: {e}") from e
     transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
     return image.transpose(transpose) if transpose is not None else image
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """What Pillow holds to decode `image` whole (after JPEG draft mode has picked its scale)."""
+    per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
+    return image.width * image.height * per_pixel * FRAMES_HELD.get(image.format, 1)
+
+
+def streamed(data: bytes, image: Image.Image) -> tuple[Image.Image, int | None]:
+    """A PNG too large to decode whole, decoded row by row; (working image, EXIF orientation)."""
+    if image.format != "PNG" or image.info.get("interlace"):
+        kind = f"{'interlaced ' if image.info.get('interlace') else ''}{image.format}"
+        raise over_budget(image, f"a {kind} image is decoded whole, which", decoded_bytes(image))
+    source = stream.open_png(data)  # the same IHDR Pillow read: the same size
+    held = stream.held_bytes(source, STRIP_BYTES)
+    if held > DECODE_BUDGET:
+        raise over_budget(image, "decoding its rows at this width", held)
+    factor = -(-max(image.size) // WORKING_SIDE)
+    return stream.reduce_rows(source, factor, STRIP_BYTES), stream.orientation(source)
+
+
+def over_budget(image: Image.Image, what: str, needed: int) -> ImageTooLarge:
+    width, height = image.size
+    return ImageTooLarge(
+        f"the image is {width}x{height}: {what} would need {needed / MiB:.0f} MiB, more than the "
+        f"{DECODE_BUDGET / MiB:.0f} MiB one image may use; send it smaller, as a JPEG or a plain PNG",
+        {"width": width, "height": height, "needed_bytes": needed, "budget_bytes": DECODE_BUDGET},
+    )
 
 
 def open_checked(data: bytes, max_pixels: int) -> Image.Image:

@@ -1,0 +1,120 @@
+"""Large PNGs -> a small working image, decoded a few rows at a time and reduced as they arrive.
+
+Pillow decodes a PNG whole: a 4096x4096 RGBA picture is a 64 MiB frame before anything can be
+reduced. libvips (pyvips) decodes it sequentially, unfiltering row after row and keeping only
+the last few hundred rows, so the frame never exists. Each strip of rows is box-averaged here,
+whole pixels at a time, exactly as Pillow's `Image.reduce` does in `decode.shrink`: the same
+grey conversion, rounding and (for transparent images) alpha-weighted colour, so a picture gives
+the same working image whichever decoder read it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyvips
+from PIL import Image
+
+pyvips.cache_set_max(0)  # nothing is decoded twice, and a cached operation would keep its pixels
+pyvips.concurrency_set(1)  # the server already decodes on many threads; one worker each is enough
+
+LOADER_ROWS = 640  # rows libvips's PNG loader keeps in memory (measured: 512, plus slack)
+WIDENED_BYTES = 16  # per pixel of a strip while it is reduced: 4 channels of 32-bit sums
+ORIENTATION = "orientation"  # libvips's name for the EXIF orientation it read from the header
+
+
+def open_png(data: bytes) -> pyvips.Image:
+    """Reads only the header; pixels are decoded when rows are fetched, top to bottom.
+
+    Read through a source over `data` itself: loading from a buffer would copy the upload.
+    """
+    source = pyvips.Source.new_from_memory(data)
+    return pyvips.Image.pngload_source(source, access="sequential", fail_on="error")
+
+
+def held_bytes(source: pyvips.Image, strip_bytes: int) -> int:
+    """What decoding `source` holds at most: the loader's rows and one strip being reduced."""
+    sample = 2 if source.format == "ushort" else 1
+    return min(source.height, LOADER_ROWS) * source.width * source.bands * sample + strip_bytes
+
+
+def orientation(source: pyvips.Image) -> int | None:
+    return source.get(ORIENTATION) if source.get_typeof(ORIENTATION) != 0 else None
+
+
+def reduce_rows(source: pyvips.Image, factor: int, strip_bytes: int) -> Image.Image:
+    """`source` box-averaged by `factor`: RGBA if it has alpha, I for 16-bit grey, else L.
+
+    Rows are fetched in strips of a whole number of `factor` rows, each strip reduced before
+    the next is decoded.
+    """
+    width, height = source.width, source.height
+    dtype = np.uint16 if source.format == "ushort" else np.uint8
+    rows = factor * max(1, strip_bytes // (WIDENED_BYTES * width * factor))
+    region = pyvips.Region.new(source)
+    reduced = []
+    for top in range(0, height, rows):
+        count = min(rows, height - top)
+        strip = np.frombuffer(region.fetch(0, top, width, count), dtype).reshape(count, width, source.bands)
+        reduced.append(reduce_strip(strip, factor))
+    pixels = np.concatenate(reduced)
+    if pixels.ndim == 3:
+        return Image.fromarray(pixels, "RGBA")
+    if pixels.dtype == np.uint16:  # 16-bit grey
+        return Image.fromarray(pixels.astype(np.int32), "I")
+    return Image.fromarray(pixels, "L")
+
+
+def reduce_strip(strip: np.ndarray, factor: int) -> np.ndarray:
+    """(rows, width, bands) -> (rows / factor, width / factor[, 4]), partial blocks at the edges.
+
+    Pillow keeps 8 bits of 16-bit colour (the high byte) and 16 bits of 16-bit grey; so here.
+    """
+    bands = strip.shape[2]
+    if strip.dtype == np.uint16 and bands > 1:
+        strip = (strip >> 8).astype(np.uint8)
+    counts = block_counts(strip.shape[:2], factor)
+    if bands in (2, 4):
+        return reduce_with_alpha(strip, factor, counts)
+    grey = strip[..., 0] if bands == 1 else luma(strip).astype(np.uint8)
+    return rounded_divide(block_sums(grey, factor), counts).astype(strip.dtype)
+
+
+def reduce_with_alpha(strip: np.ndarray, factor: int, counts: np.ndarray) -> np.ndarray:
+    """RGBA; colour averaged weighted by alpha (Pillow reduces premultiplied colour), so the
+    colour of fully transparent pixels never bleeds into the strokes beside them."""
+    alpha = strip[..., -1:]
+    colour_sums = block_sums(np.multiply(strip[..., :-1], alpha, dtype=np.uint16), factor)
+    alpha_sums = block_sums(alpha, factor)
+    colour = rounded_divide(colour_sums, np.maximum(alpha_sums, 1))
+    if colour.shape[-1] == 1:  # grey and alpha
+        colour = np.repeat(colour, 3, axis=-1)
+    alpha = rounded_divide(alpha_sums, counts[..., None])
+    return np.concatenate([colour, alpha], axis=-1).astype(np.uint8)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Pillow's RGB -> L: ITU-R 601-2 luma in 16-bit fixed point, rounded."""
+    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+    return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+
+
+def block_sums(plane: np.ndarray, factor: int) -> np.ndarray:
+    """Sums over factor x factor blocks of the first two axes (zeros beyond the edges)."""
+    rows, cols = plane.shape[:2]
+    down, across = -(-rows // factor), -(-cols // factor)
+    padding = ((0, down * factor - rows), (0, across * factor - cols)) + ((0, 0),) * (plane.ndim - 2)
+    plane = np.pad(plane, padding) if any(after for _, after in padding) else plane
+    largest = factor * min(factor, rows) * int(np.iinfo(plane.dtype).max)
+    wide = np.uint32 if largest < 2**32 else np.uint64
+    columns = plane.reshape(down, factor, *plane.shape[1:]).sum(axis=1, dtype=wide)
+    return columns.reshape(down, across, factor, *plane.shape[2:]).sum(axis=2)
+
+
+def block_counts(shape: tuple[int, int], factor: int) -> np.ndarray:
+    """How many real pixels each block of `block_sums` holds (fewer at the right and bottom)."""
+    rows, cols = (np.minimum(factor, n - np.arange(0, n, factor)) for n in shape)
+    return np.outer(rows, cols).astype(np.uint32)
+
+
+def rounded_divide(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    return (sums + counts // 2) // counts

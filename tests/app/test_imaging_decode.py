@@ -1,0 +1,133 @@
+"""Decoding in bounded memory: large PNGs streamed row by row read as Pillow reads them whole,
+and what cannot be decoded within the budget is refused with 413 before decoding."""
+
+from __future__ import annotations
+
+import importlib
+import io
+
+import numpy as np
+import pytest
+import pyvips
+from PIL import Image
+from PIL.PngImagePlugin import PngImageFile
+
+from app.errors import ImageTooLarge, InvalidImage
+
+decoding = importlib.import_module("app.imaging.decode")  # the module, not its `decode` function
+
+MAX_PIXELS = 4096 * 4096
+SIZE = (1001, 603)  # reduced by 2, with partial blocks at the right and bottom edges
+
+
+def canvas(digit: np.ndarray, size: tuple[int, int], background: int) -> np.ndarray:
+    """A digit drawn as a canvas exports it, enlarged: black strokes, alpha = ink, transparent
+    pixels of `background` colour (what they hide must not leak into the strokes)."""
+    ink = np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.BILINEAR))
+    rgba = np.full((*ink.shape, 4), background, np.uint8)
+    rgba[..., 3] = ink
+    rgba[ink > 0, :3] = 0
+    return rgba
+
+
+def encode(image: Image.Image, **save: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG", **save)
+    return out.getvalue()
+
+
+def both_ways(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The working image in grey as Pillow decodes it whole, and as it comes streamed."""
+    whole = decoding.decode(data, MAX_PIXELS)
+    streamed, _ = decoding.streamed(data, decoding.open_checked(data, MAX_PIXELS))
+    assert (streamed.mode, streamed.size) == (whole.mode, whole.size)
+    return decoding.to_grey(whole), decoding.to_grey(streamed)
+
+
+def sixteen_bit_rgba(digit: np.ndarray) -> bytes:
+    pixels = canvas(digit, SIZE, 255).astype(np.uint16) * 257
+    return pyvips.Image.new_from_array(pixels).cast("ushort").copy(interpretation="rgb16").pngsave_buffer()
+
+
+IMAGES = {
+    "canvas, transparent black": lambda d: encode(Image.fromarray(canvas(d, SIZE, 0))),
+    "canvas, transparent white": lambda d: encode(Image.fromarray(canvas(d, SIZE, 255))),
+    "grey and alpha": lambda d: encode(Image.fromarray(canvas(d, SIZE, 0)).convert("LA")),
+    "RGB": lambda d: encode(Image.fromarray(canvas(d, SIZE, 255)[..., :3])),
+    "grey, tRNS": lambda d: encode(Image.fromarray(255 - canvas(d, SIZE, 0)[..., 3]), transparency=255),
+    "palette, tRNS": lambda d: encode(
+        Image.fromarray(canvas(d, SIZE, 255)).convert("RGB").convert("P"), transparency=0
+    ),
+    "16-bit grey": lambda d: encode(Image.fromarray(canvas(d, SIZE, 0)[..., 3].astype(np.uint16) * 257)),
+    "16-bit RGBA": sixteen_bit_rgba,
+}
+
+
+@pytest.mark.parametrize("kind", list(IMAGES))
+def test_a_streamed_png_reads_as_pillow_reads_it_whole(kind: str, digit_image: np.ndarray) -> None:
+    whole, streamed = both_ways(IMAGES[kind](digit_image))
+    assert np.abs(whole - streamed).max() <= 2 / 255
+    assert np.abs(whole - streamed).mean() < 1e-3
+
+
+def test_a_streamed_png_is_turned_upright_by_its_exif_orientation(digit_image: np.ndarray) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # turn 90 degrees anticlockwise to display
+    stored = encode(Image.fromarray(np.rot90(canvas(digit_image, (600, 1000), 0), k=-1)), exif=exif.tobytes())
+    _, orientation = decoding.streamed(stored, decoding.open_checked(stored, MAX_PIXELS))
+    assert orientation == 8
+
+
+def test_an_interlaced_png_is_read_whole_within_the_budget(digit_image: np.ndarray) -> None:
+    rgba = canvas(digit_image, (300, 200), 0)
+    interlaced = pyvips.Image.new_from_array(rgba).copy(interpretation="srgb").pngsave_buffer(interlace=True)
+    assert Image.open(io.BytesIO(interlaced)).info.get("interlace")
+    plain = encode(Image.fromarray(rgba))
+    grey = decoding.to_grey(decoding.decode(interlaced, MAX_PIXELS))
+    assert np.array_equal(grey, decoding.to_grey(decoding.decode(plain, MAX_PIXELS)))
+
+
+@pytest.mark.parametrize("fmt", ["interlaced PNG", "WEBP", "TIFF"])
+def test_what_cannot_be_streamed_over_the_budget_is_refused_before_decoding(
+    fmt: str, digit_image: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rgba = canvas(digit_image, (64, 64), 0)
+    if fmt == "interlaced PNG":
+        data = pyvips.Image.new_from_array(rgba).copy(interpretation="srgb").pngsave_buffer(interlace=True)
+    else:
+        out = io.BytesIO()
+        Image.fromarray(rgba).save(out, fmt)
+        data = out.getvalue()
+    monkeypatch.setattr(decoding, "DECODE_BUDGET", 64 * 64 * 4 - 1)
+    with pytest.raises(ImageTooLarge, match="decoded whole") as refused:
+        decoding.decode(data, MAX_PIXELS)
+    assert refused.value.details["budget_bytes"] == 64 * 64 * 4 - 1
+
+
+def test_a_png_too_wide_to_stream_within_the_budget_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(Image.new("RGBA", (2000, 20)))
+    monkeypatch.setattr(decoding, "DECODE_BUDGET", 100_000)  # less than the frame, and than a strip
+    with pytest.raises(ImageTooLarge, match="its rows at this width"):
+        decoding.decode(data, MAX_PIXELS)
+
+
+def test_a_png_over_the_budget_is_streamed(digit_image: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encode(Image.fromarray(canvas(digit_image, (300, 3000), 0)))  # a 3.6 MB frame
+    whole = decoding.to_grey(decoding.decode(data, MAX_PIXELS))
+    monkeypatch.setattr(decoding, "DECODE_BUDGET", 3_000_000)  # the loader's rows and a strip fit
+    monkeypatch.setattr(PngImageFile, "load", lambda image: pytest.fail("Pillow decoded the PNG whole"))
+    assert np.abs(decoding.to_grey(decoding.decode(data, MAX_PIXELS)) - whole).max() <= 2 / 255
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_damaged_streamed_png_is_an_invalid_image(
+    damage: str, digit_image: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = bytearray(encode(Image.fromarray(canvas(digit_image, (300, 3000), 0)), compress_level=0))
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    monkeypatch.setattr(decoding, "DECODE_BUDGET", 3_000_000)
+    with pytest.raises(InvalidImage, match="could not be decoded"):
+        decoding.decode(bytes(data), MAX_PIXELS)
