@@ -23,11 +23,11 @@ from model.evaluate import (
     confusion_matrix,
     evaluate,
     main,
-    plot_training_curves,
     record_evaluation,
     summarize,
     wilson_interval,
 )
+from model.plots import plot_training_curves
 
 
 def test_confusion_matrix_and_summary() -> None:
