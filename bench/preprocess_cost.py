@@ -7,8 +7,8 @@ case, so it counts Pillow's and OpenCV's C buffers that tracemalloc cannot see. 
 request" sends eight 4096x4096 transparent PNGs to POST /v1/predict of the service with the
 shipped weights and compares the peak with the service's resting memory. The worst cases are
 the largest image of each kind the decoder accepts at the default pixel limit (4096x4096): PNGs
-streamed by libvips, and what Pillow decodes whole up to `DECODE_BUDGET` (an interlaced PNG, a
-WEBP, a 16-bit grey PNG).
+and TIFFs streamed by libvips, and what Pillow decodes whole up to `DECODE_BUDGET` (an
+interlaced PNG, a WEBP, a 16-bit grey PNG).
 
     python bench/preprocess_cost.py
 """
@@ -34,6 +34,7 @@ CASES = {
     "4096x4096 transparent PNG (RGBA)": lambda: transparent_png(),
     "4096x4096 noisy PNG (RGBA)": lambda: noisy_png(),
     "4096x4096 16-bit RGBA PNG": lambda: rgba16_png(),
+    "4096x4096 noisy TIFF (RGBA, deflate)": lambda: noisy_tiff(),
     "4096x4096 transparent PNG (palette)": lambda: palette_png(),
     "4096x4096 16-bit grey PNG": lambda: grey16_png(),
     "2896x2896 interlaced PNG (RGBA)": lambda: interlaced_png(),
@@ -57,6 +58,10 @@ def noisy_pixels(side: int) -> np.ndarray:
 
 def noisy_png() -> bytes:
     return encode(Image.fromarray(noisy_pixels(4096), "RGBA"), "PNG", compress_level=1)
+
+
+def noisy_tiff() -> bytes:
+    return encode(Image.fromarray(noisy_pixels(4096), "RGBA"), "TIFF", compression="tiff_deflate")
 
 
 def rgba16_png() -> bytes:

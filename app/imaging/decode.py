@@ -5,11 +5,11 @@ decoding will hold: at most `DECODE_BUDGET` bytes of pixels, whatever size the h
 within the pixel limit. A JPEG is decoded at reduced scale by libjpeg itself (draft mode: 1/2 to
 1/8 of each side), so a 12-megapixel photo never exists at full size. Other images Pillow
 decodes whole when that fits the budget, then reduces by whole-pixel box averaging
-(`Image.reduce`) to at most `WORKING_SIDE` a strip of rows at a time. A PNG too large for that
-is decoded a few rows at a time by libvips and reduced as the rows arrive (`stream`), so its
-full-size frame never exists; anything else over the budget (an interlaced PNG, whose rows come
-in seven passes; WEBP, TIFF, BMP and GIF, which are decoded whole) is refused with 413 before
-decoding.
+(`Image.reduce`) to at most `WORKING_SIDE` a strip of rows at a time. A PNG or TIFF too large
+for that is decoded a few rows at a time by libvips and reduced as the rows arrive (`stream`),
+so its full-size frame never exists; anything else over the budget (an interlaced PNG, whose
+rows come in seven passes; a CMYK, Lab or floating-point TIFF; WEBP, BMP and GIF, which are
+decoded whole) is refused with 413 before decoding.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ MiB = 1 << 20
 # previous canvas and the bytes handed to Pillow), TIFF through libtiff (a strip buffer that can
 # be the whole image). Measured: 267 MiB for a 4096x4096 RGBA WEBP, 68 MiB for a striped TIFF.
 FRAMES_HELD = {"WEBP": 4, "TIFF": 2}
+STREAMED = {"PNG": stream.open_png, "TIFF": stream.open_tiff}  # libvips loaders that read row by row
+COMPRESSION, ROWS_PER_STRIP, STRIP_BYTE_COUNTS, TILE_LENGTH, TILE_BYTE_COUNTS = 259, 278, 279, 323, 325
 EXIF_ORIENTATION = 0x0112
 TRANSPOSE_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -71,16 +73,30 @@ def decoded_bytes(image: Image.Image) -> int:
 
 
 def streamed(data: bytes, image: Image.Image) -> tuple[Image.Image, int | None]:
-    """A PNG too large to decode whole, decoded row by row; (working image, EXIF orientation)."""
-    if image.format != "PNG" or image.info.get("interlace"):
+    """A PNG or TIFF too large to decode whole, decoded row by row; (working image, orientation)."""
+    if image.format not in STREAMED or image.info.get("interlace"):
         kind = f"{'interlaced ' if image.info.get('interlace') else ''}{image.format}"
         raise over_budget(image, f"a {kind} image is decoded whole, which", decoded_bytes(image))
-    source = stream.open_png(data)  # the same IHDR Pillow read: the same size
-    held = stream.held_bytes(source, STRIP_BYTES)
+    source = STREAMED[image.format](data)  # the same header Pillow read: the same size
+    if not stream.streamable(source):
+        kind = f"{source.interpretation} {source.format} {image.format}"
+        raise over_budget(image, f"a {kind} image is decoded whole, which", decoded_bytes(image))
+    held = stream.held_bytes(source, STRIP_BYTES, *tiff_chunk(image))
     if held > DECODE_BUDGET:
         raise over_budget(image, "decoding its rows at this width", held)
     factor = -(-max(image.size) // WORKING_SIDE)
     return stream.reduce_rows(source, factor, STRIP_BYTES), stream.orientation(source)
+
+
+def tiff_chunk(image: Image.Image) -> tuple[int, int]:
+    """(rows, compressed bytes) of the largest strip or tile libtiff decompresses at once (it
+    reads uncompressed strips a few rows at a time)."""
+    tags = image.tag_v2 if image.format == "TIFF" else {}
+    if tags.get(COMPRESSION, 1) == 1:
+        return 0, 0
+    rows = tags.get(TILE_LENGTH) or tags.get(ROWS_PER_STRIP) or image.height
+    sizes = tags.get(TILE_BYTE_COUNTS) or tags.get(STRIP_BYTE_COUNTS) or 0
+    return min(int(rows), image.height), max(sizes) if isinstance(sizes, tuple) else int(sizes)
 
 
 def over_budget(image: Image.Image, what: str, needed: int) -> ImageTooLarge:

@@ -1,11 +1,12 @@
-"""Large PNGs -> a small working image, decoded a few rows at a time and reduced as they arrive.
+"""Large PNGs and TIFFs -> a small working image, decoded a few rows at a time and reduced as
+they arrive.
 
-Pillow decodes a PNG whole: a 4096x4096 RGBA picture is a 64 MiB frame before anything can be
-reduced. libvips (pyvips) decodes it sequentially, unfiltering row after row and keeping only
-the last few hundred rows, so the frame never exists. Each strip of rows is box-averaged here,
-whole pixels at a time, exactly as Pillow's `Image.reduce` does in `decode.shrink`: the same
-grey conversion, rounding and (for transparent images) alpha-weighted colour, so a picture gives
-the same working image whichever decoder read it.
+Pillow decodes a PNG or a TIFF whole: a 4096x4096 RGBA picture is a 64 MiB frame before anything
+can be reduced. libvips (pyvips) decodes it sequentially, row after row (a TIFF a strip or a row
+of tiles at a time), keeping only the last few hundred rows, so the frame never exists. Each
+strip of rows is box-averaged here, whole pixels at a time, as Pillow's `Image.reduce` does in
+`decode.shrink`: the same grey conversion, rounding and (for transparent images) alpha-weighted
+colour, so a picture gives the same working image whichever decoder read it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from PIL import Image
 pyvips.cache_set_max(0)  # nothing is decoded twice, and a cached operation would keep its pixels
 pyvips.concurrency_set(1)  # the server already decodes on many threads; one worker each is enough
 
-LOADER_ROWS = 640  # rows libvips's PNG loader keeps in memory (measured: 512, plus slack)
+LOADER_ROWS = 640  # rows libvips's loaders keep in memory (measured: 512, plus slack)
 WIDENED_BYTES = 16  # per pixel of a strip while it is reduced: 4 channels of 32-bit sums
 ORIENTATION = "orientation"  # libvips's name for the EXIF orientation it read from the header
+COLOURS = ("srgb", "b-w", "rgb16", "grey16")  # reduced here as Pillow would; not CMYK, Lab, float
 
 
 def open_png(data: bytes) -> pyvips.Image:
@@ -27,14 +29,27 @@ def open_png(data: bytes) -> pyvips.Image:
 
     Read through a source over `data` itself: loading from a buffer would copy the upload.
     """
-    source = pyvips.Source.new_from_memory(data)
-    return pyvips.Image.pngload_source(source, access="sequential", fail_on="error")
+    return pyvips.Image.pngload_source(
+        pyvips.Source.new_from_memory(data), access="sequential", fail_on="error"
+    )
 
 
-def held_bytes(source: pyvips.Image, strip_bytes: int) -> int:
-    """What decoding `source` holds at most: the loader's rows and one strip being reduced."""
-    sample = 2 if source.format == "ushort" else 1
-    return min(source.height, LOADER_ROWS) * source.width * source.bands * sample + strip_bytes
+def open_tiff(data: bytes) -> pyvips.Image:
+    """The first page's header, as `open_png`."""
+    return pyvips.Image.tiffload_source(
+        pyvips.Source.new_from_memory(data), access="sequential", fail_on="error"
+    )
+
+
+def streamable(source: pyvips.Image) -> bool:
+    return source.format in ("uchar", "ushort") and source.interpretation in COLOURS
+
+
+def held_bytes(source: pyvips.Image, strip_bytes: int, chunk_rows: int = 0, chunk_bytes: int = 0) -> int:
+    """What decoding `source` holds at most: the loader's rows, the rows and compressed bytes of
+    the TIFF strip or tile decompressed at once (if any), and one strip being reduced."""
+    row = source.width * source.bands * (2 if source.format == "ushort" else 1)
+    return min(source.height, LOADER_ROWS + chunk_rows) * row + chunk_bytes + strip_bytes
 
 
 def orientation(source: pyvips.Image) -> int | None:

@@ -1,5 +1,5 @@
-"""Decoding in bounded memory: large PNGs streamed row by row read as Pillow reads them whole,
-and what cannot be decoded within the budget is refused with 413 before decoding."""
+"""Decoding in bounded memory: large PNGs and TIFFs streamed row by row read as Pillow reads them
+whole, and what cannot be decoded within the budget is refused with 413 before decoding."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import pyvips
 from PIL import Image
 from PIL.PngImagePlugin import PngImageFile
+from PIL.TiffImagePlugin import TiffImageFile
 
 from app.errors import ImageTooLarge, InvalidImage
 
@@ -30,9 +31,9 @@ def canvas(digit: np.ndarray, size: tuple[int, int], background: int) -> np.ndar
     return rgba
 
 
-def encode(image: Image.Image, **save: object) -> bytes:
+def encode(image: Image.Image, fmt: str = "PNG", **save: object) -> bytes:
     out = io.BytesIO()
-    image.save(out, "PNG", **save)
+    image.save(out, fmt, **save)
     return out.getvalue()
 
 
@@ -60,6 +61,17 @@ IMAGES = {
     ),
     "16-bit grey": lambda d: encode(Image.fromarray(canvas(d, SIZE, 0)[..., 3].astype(np.uint16) * 257)),
     "16-bit RGBA": sixteen_bit_rgba,
+    "TIFF, RGB in strips": lambda d: encode(
+        Image.fromarray(canvas(d, SIZE, 255)[..., :3]), "TIFF", compression="tiff_deflate"
+    ),
+    "TIFF, RGBA in tiles": lambda d: (
+        pyvips.Image.new_from_array(canvas(d, SIZE, 0))
+        .copy(interpretation="srgb")
+        .tiffsave_buffer(tile=True, compression="deflate")
+    ),
+    "TIFF, 16-bit grey": lambda d: encode(
+        Image.fromarray(canvas(d, SIZE, 0)[..., 3].astype(np.uint16) * 257), "TIFF", compression="tiff_lzw"
+    ),
 }
 
 
@@ -87,17 +99,17 @@ def test_an_interlaced_png_is_read_whole_within_the_budget(digit_image: np.ndarr
     assert np.array_equal(grey, decoding.to_grey(decoding.decode(plain, MAX_PIXELS)))
 
 
-@pytest.mark.parametrize("fmt", ["interlaced PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("fmt", ["interlaced PNG", "WEBP", "CMYK TIFF"])
 def test_what_cannot_be_streamed_over_the_budget_is_refused_before_decoding(
     fmt: str, digit_image: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rgba = canvas(digit_image, (64, 64), 0)
     if fmt == "interlaced PNG":
         data = pyvips.Image.new_from_array(rgba).copy(interpretation="srgb").pngsave_buffer(interlace=True)
+    elif fmt == "WEBP":
+        data = encode(Image.fromarray(rgba), "WEBP")
     else:
-        out = io.BytesIO()
-        Image.fromarray(rgba).save(out, fmt)
-        data = out.getvalue()
+        data = encode(Image.fromarray(rgba).convert("CMYK"), "TIFF")
     monkeypatch.setattr(decoding, "DECODE_BUDGET", 64 * 64 * 4 - 1)
     with pytest.raises(ImageTooLarge, match="decoded whole") as refused:
         decoding.decode(data, MAX_PIXELS)
@@ -111,11 +123,15 @@ def test_a_png_too_wide_to_stream_within_the_budget_is_refused(monkeypatch: pyte
         decoding.decode(data, MAX_PIXELS)
 
 
-def test_a_png_over_the_budget_is_streamed(digit_image: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = encode(Image.fromarray(canvas(digit_image, (300, 3000), 0)))  # a 3.6 MB frame
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_a_png_or_tiff_over_the_budget_is_streamed(
+    fmt: str, digit_image: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = encode(Image.fromarray(canvas(digit_image, (300, 3000), 0)), fmt)  # a 3.6 MB frame
     whole = decoding.to_grey(decoding.decode(data, MAX_PIXELS))
-    monkeypatch.setattr(decoding, "DECODE_BUDGET", 3_000_000)  # the loader's rows and a strip fit
-    monkeypatch.setattr(PngImageFile, "load", lambda image: pytest.fail("Pillow decoded the PNG whole"))
+    monkeypatch.setattr(decoding, "DECODE_BUDGET", 3_200_000)  # the loader's rows and a strip fit
+    for file_class in (PngImageFile, TiffImageFile):
+        monkeypatch.setattr(file_class, "load", lambda image: pytest.fail("Pillow decoded the image whole"))
     assert np.abs(decoding.to_grey(decoding.decode(data, MAX_PIXELS)) - whole).max() <= 2 / 255
 
 
@@ -128,6 +144,6 @@ def test_a_damaged_streamed_png_is_an_invalid_image(
         data = data[: len(data) // 2]
     else:
         data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
-    monkeypatch.setattr(decoding, "DECODE_BUDGET", 3_000_000)
+    monkeypatch.setattr(decoding, "DECODE_BUDGET", 3_200_000)
     with pytest.raises(InvalidImage, match="could not be decoded"):
         decoding.decode(bytes(data), MAX_PIXELS)
