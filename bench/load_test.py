@@ -3,6 +3,8 @@
 Starts four servers on loopback ports, all serving the same weights on the same device:
   service            capsnet-serve, micro-batching on
   service-unbatched  capsnet-serve, CAPSNET_BATCHING=off (one forward pass per image)
+  service-all-cpus   capsnet-serve, CAPSNET_CPU_THREADS = every CPU (only when named in --servers:
+                     what the forward pass's default of one CPU fewer gains)
   litserve           bench/peers/litserve_app.py (batch 32, 5 ms window; `pip install -e '.[bench]'`)
   naive              bench/peers/naive_app.py (FastAPI, one forward pass per request in the threadpool)
 then drives each with wrk (a compiled closed-loop generator: `apt-get install wrk`) at 1, 8 and 32
@@ -46,6 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 LUA = REPO / "bench" / "wrk_predict.lua"
 BOUNDARY = "capsnetbenchboundary"
 SERVERS = ("service", "service-unbatched", "litserve", "naive")
+VARIANTS = ("service-all-cpus",)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ def server_spec(name: str, port: int, args: argparse.Namespace) -> processes.Ser
             "CAPSNET_MAX_BATCH_WAIT_MS": str(args.batch_wait_ms),
             "CAPSNET_LOG_LEVEL": "warning",
         }
+        if name == "service-all-cpus":
+            env["CAPSNET_CPU_THREADS"] = str(len(os.sched_getaffinity(0)))
         return processes.ServerSpec(
             name, port, [python, "-c", "from app.cli import main; main()"], env, "/readyz"
         )
@@ -184,6 +189,14 @@ def print_ratios(
     if "service-unbatched" in args.servers:
         u = results["service-unbatched", low]
         print(f"  {low} connection: p50 {s_low.p50_ms:.1f} ms batched vs {u.p50_ms:.1f} ms unbatched")
+    if "service-all-cpus" in args.servers:
+        for c in args.connections:
+            a = results["service-all-cpus", c]
+            print(
+                f"  {c} connections: req/s {results['service', c].requests_per_s / a.requests_per_s:.2f}x, "
+                f"p50 {results['service', c].p50_ms:.1f} vs {a.p50_ms:.1f} ms, forward pass on one CPU "
+                "fewer vs every CPU"
+            )
     if "litserve" in args.servers:
         lit = results["litserve", top]
         print(
@@ -210,7 +223,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--servers",
         type=lambda s: s.split(","),
         default=list(SERVERS),
-        help=f"any of {','.join(SERVERS)}; the ratios need service (default: all)",
+        help=f"any of {','.join(SERVERS + VARIANTS)}; the ratios need service (default: {','.join(SERVERS)})",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for every server (default: cpu)")
     p.add_argument("--precision", default="auto", help="the service's CAPSNET_PRECISION (default: auto)")
@@ -226,9 +239,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="(default: weights/capsnet-mnist.safetensors)",
     )
     args = p.parse_args(argv)
-    unknown = set(args.servers) - set(SERVERS)
+    unknown = set(args.servers) - set(SERVERS + VARIANTS)
     if unknown or "service" not in args.servers:
-        p.error(f"--servers takes some of {','.join(SERVERS)}, service included; got {sorted(unknown)}")
+        p.error(
+            f"--servers takes some of {','.join(SERVERS + VARIANTS)}, service included; got {sorted(unknown)}"
+        )
     if shutil.which("wrk") is None:
         p.error("wrk is not installed (Debian: apt-get install -y --no-install-recommends wrk)")
     return args
