@@ -39,7 +39,8 @@ CASES = {
     "4096x4096 16-bit grey PNG": lambda: grey16_png(),
     "2896x2896 interlaced PNG (RGBA)": lambda: interlaced_png(),
     "1448x1448 WEBP (RGBA)": lambda: webp(),
-    "12-megapixel JPEG photo": lambda: photo_jpeg(),
+    "12-megapixel WEBP photo (opaque)": lambda: photo("WEBP", quality=80),
+    "12-megapixel JPEG photo": lambda: photo("JPEG", quality=92),
 }
 
 
@@ -94,14 +95,14 @@ def grey16_png() -> bytes:
     return encode(Image.new("I;16", (4096, 4096), 40000), "PNG")
 
 
-def photo_jpeg() -> bytes:
+def photo(fmt: str, **options: object) -> bytes:
     """A photo of a digit on paper (bench/photo_digits.py) enlarged to 4000x3000."""
     sys.path.insert(0, str(REPO))
     from bench.photo_digits import render
     from model.data import load_mnist
 
     small = Image.open(io.BytesIO(render("all at once", load_mnist().test.images[0], seed=3)))
-    return encode(small.convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC), "JPEG", quality=92)
+    return encode(small.convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC), fmt, **options)
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -153,7 +154,7 @@ def measure_in_subprocess(data: bytes) -> int:
 def jpeg_seconds(repeats: int = 10) -> float:
     from app.imaging import Layout, prepare
 
-    data = photo_jpeg()
+    data = photo("JPEG", quality=92)
     return median_seconds(lambda: prepare(data, "auto", 4096 * 4096, Layout(28, 20)), repeats)
 
 

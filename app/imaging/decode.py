@@ -7,9 +7,10 @@ within the pixel limit. A JPEG is decoded at reduced scale by libjpeg itself (dr
 decodes whole when that fits the budget, then reduces by whole-pixel box averaging
 (`Image.reduce`) to at most `WORKING_SIDE` a strip of rows at a time. A PNG or TIFF too large
 for that is decoded a few rows at a time by libvips and reduced as the rows arrive (`stream`),
-so its full-size frame never exists; anything else over the budget (an interlaced PNG, whose
-rows come in seven passes; a CMYK, Lab or floating-point TIFF; WEBP, BMP and GIF, which are
-decoded whole) is refused with 413 before decoding.
+so its full-size frame never exists; an opaque WEBP is decoded by libwebp straight at the working
+size. Anything else over the budget (an interlaced PNG, whose rows come in seven passes; a CMYK,
+Lab or floating-point TIFF; a transparent WEBP; BMP and GIF, which are decoded whole) is refused
+with 413 before decoding.
 """
 
 from __future__ import annotations
@@ -73,7 +74,11 @@ def decoded_bytes(image: Image.Image) -> int:
 
 
 def streamed(data: bytes, image: Image.Image) -> tuple[Image.Image, int | None]:
-    """A PNG or TIFF too large to decode whole, decoded row by row; (working image, orientation)."""
+    """A PNG or TIFF too large to decode whole, decoded row by row, or an opaque WEBP decoded at
+    the working size; (working image, orientation)."""
+    if image.format == "WEBP" and image.mode == "RGB":
+        source = stream.open_scaled_webp(data, WORKING_SIDE / max(image.size))
+        return shrink(stream.to_pillow(source), WORKING_SIDE), stream.orientation(source)
     if image.format not in STREAMED or image.info.get("interlace"):
         kind = f"{'interlaced ' if image.info.get('interlace') else ''}{image.format}"
         raise over_budget(image, f"a {kind} image is decoded whole, which", decoded_bytes(image))

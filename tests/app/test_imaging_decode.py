@@ -1,5 +1,6 @@
 """Decoding in bounded memory: large PNGs and TIFFs streamed row by row read as Pillow reads them
-whole, and what cannot be decoded within the budget is refused with 413 before decoding."""
+whole, an opaque WEBP is decoded at the working size, and what cannot be decoded within the budget
+is refused with 413 before decoding."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pyvips
 from PIL import Image
 from PIL.PngImagePlugin import PngImageFile
 from PIL.TiffImagePlugin import TiffImageFile
+from PIL.WebPImagePlugin import WebPImageFile
 
 from app.errors import ImageTooLarge, InvalidImage
+from app.imaging import Layout, prepare
 
 decoding = importlib.import_module("app.imaging.decode")  # the module, not its `decode` function
 
@@ -99,14 +102,28 @@ def test_an_interlaced_png_is_read_whole_within_the_budget(digit_image: np.ndarr
     assert np.array_equal(grey, decoding.to_grey(decoding.decode(plain, MAX_PIXELS)))
 
 
-@pytest.mark.parametrize("fmt", ["interlaced PNG", "WEBP", "CMYK TIFF"])
+def test_an_opaque_webp_over_the_budget_is_decoded_at_the_working_size(
+    digit_image: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libwebp scales while it decodes; the digit the model sees is the one Pillow's whole frame gives."""
+    data = encode(Image.fromarray(canvas(digit_image, SIZE, 255)[..., :3]), "WEBP", quality=90)
+    layout = Layout(28, 20)
+    whole = prepare(data, "auto", MAX_PIXELS, layout)
+    monkeypatch.setattr(decoding, "DECODE_BUDGET", 64 * 64)
+    monkeypatch.setattr(WebPImageFile, "load", lambda self: pytest.fail("Pillow decoded the WEBP whole"))
+    assert max(decoding.decode(data, MAX_PIXELS).size) == decoding.WORKING_SIDE
+    scaled = prepare(data, "auto", MAX_PIXELS, layout)
+    assert np.abs(whole - scaled).mean() < 0.02
+
+
+@pytest.mark.parametrize("fmt", ["interlaced PNG", "transparent WEBP", "CMYK TIFF"])
 def test_what_cannot_be_streamed_over_the_budget_is_refused_before_decoding(
     fmt: str, digit_image: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rgba = canvas(digit_image, (64, 64), 0)
     if fmt == "interlaced PNG":
         data = pyvips.Image.new_from_array(rgba).copy(interpretation="srgb").pngsave_buffer(interlace=True)
-    elif fmt == "WEBP":
+    elif fmt == "transparent WEBP":
         data = encode(Image.fromarray(rgba), "WEBP")
     else:
         data = encode(Image.fromarray(rgba).convert("CMYK"), "TIFF")
