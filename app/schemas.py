@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 POSE_BOUND = 1.0  # capsule outputs are squashed to length < 1, so no coordinate goes beyond this
-PoseValue = Annotated[float, Field(ge=-POSE_BOUND, le=POSE_BOUND, allow_inf_nan=False)]
+
+
+def not_a_boolean(value: object) -> object:
+    """JSON's `true` and `false` are not numbers (pydantic's lax mode would read them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+PoseValue = Annotated[
+    float, BeforeValidator(not_a_boolean), Field(ge=-POSE_BOUND, le=POSE_BOUND, allow_inf_nan=False)
+]
 # A 28x28 PNG of a "1" (a bar with a foot): a valid upload for the OpenAPI examples.
 EXAMPLE_PNG_BASE64 = (
     "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAJElEQVR42mNgGGSAEZnzH02ACZ/OUckBkmREiS80"
@@ -105,20 +116,14 @@ class CapsulesResponse(BaseModel):
 
 
 class DecodeRequest(BaseModel):
-    digit: int = Field(ge=0, le=9, description="which digit capsule the pose belongs to")
+    digit: Annotated[int, BeforeValidator(not_a_boolean)] = Field(
+        ge=0, le=9, description="which digit capsule the pose belongs to"
+    )
     pose: list[PoseValue] = Field(min_length=16, max_length=16, description=f"16 numbers in ±{POSE_BOUND}")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"digit": 3, "pose": [0.1, -0.05, 0.2, 0.0] * 4}]}
     )
-
-    @field_validator("digit", mode="before")
-    @classmethod
-    def not_a_boolean(cls, value: object) -> object:
-        """JSON's `false` is not the digit 0 (pydantic's lax mode would read it so)."""
-        if isinstance(value, bool):
-            raise ValueError("digit must be an integer 0-9, not a boolean")
-        return value
 
 
 class ModelInfo(BaseModel):

@@ -19,8 +19,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
-from app.deps import PlaneDep, SettingsDep, get_plane
+from app.deps import RETRY_AFTER, PlaneDep, SettingsDep, get_plane
 from app.engine import DataPlane, Sample
 from app.errors import InvalidUpload, NotFound, ServiceError, TooManyImages
 from app.uploads import Upload, read_body
@@ -47,8 +48,38 @@ class V2Route(APIRoute):
         return handle
 
 
+class V2Error(BaseModel):
+    """The protocol's error: a message, nothing else."""
+
+    error: str
+
+
+V2_ERROR_STATUSES = {
+    400: "a malformed or invalid request: its JSON, tensors, images or parameters",
+    401: "missing or wrong X-API-Key (only when the server sets CAPSNET_API_KEY)",
+    404: "no such model or version on this server",
+    413: "body over CAPSNET_MAX_UPLOAD_BYTES, or an image over CAPSNET_MAX_IMAGE_PIXELS",
+    503: "model loading or failed to load, overloaded, or shutting down (see Retry-After)",
+}
+
+
+def v2_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` for these statuses, in the protocol's error format."""
+    return {
+        status: {
+            "model": V2Error,
+            "description": V2_ERROR_STATUSES[status],
+            **({"headers": RETRY_AFTER} if status == 503 else {}),
+        }
+        for status in statuses
+    }
+
+
 health = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=V2Route)
-router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=V2Route)
+router = APIRouter(
+    prefix="/v2", tags=["open inference protocol"], route_class=V2Route, responses=v2_errors(401, 503)
+)
+MODEL_ERRORS = v2_errors(404)
 
 
 @health.get("/health/live")
@@ -57,7 +88,7 @@ async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@health.get("/health/ready", dependencies=[Depends(get_plane)])
+@health.get("/health/ready", dependencies=[Depends(get_plane)], responses=v2_errors(503))
 async def ready() -> dict[str, bool]:
     """Same meaning as /readyz: 503 until the weights are loaded and warmed up."""
     return {"ready": True}
@@ -72,8 +103,8 @@ async def server_metadata() -> dict[str, Any]:
     }
 
 
-@router.get("/models/{name}")
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}", responses=MODEL_ERRORS)
+@router.get("/models/{name}/versions/{version}", responses=MODEL_ERRORS)
 async def model_metadata(plane: PlaneDep, name: str, version: str | None = None) -> dict[str, Any]:
     """Name and version from the weights' card (as GET /v1/model); tensors from the model's config."""
     info = served(plane, name, version)
@@ -87,15 +118,15 @@ async def model_metadata(plane: PlaneDep, name: str, version: str | None = None)
     }
 
 
-@router.get("/models/{name}/ready")
-@router.get("/models/{name}/versions/{version}/ready")
+@router.get("/models/{name}/ready", responses=MODEL_ERRORS)
+@router.get("/models/{name}/versions/{version}/ready", responses=MODEL_ERRORS)
 async def model_ready(plane: PlaneDep, name: str, version: str | None = None) -> dict[str, Any]:
     info = served(plane, name, version)
     return {"name": info["name"], "ready": True}
 
 
-@router.post("/models/{name}/infer")
-@router.post("/models/{name}/versions/{version}/infer")
+@router.post("/models/{name}/infer", responses=v2_errors(400, 404, 413))
+@router.post("/models/{name}/versions/{version}/infer", responses=v2_errors(400, 404, 413))
 async def infer(
     request: Request, plane: PlaneDep, settings: SettingsDep, name: str, version: str | None = None
 ) -> Response:

@@ -64,9 +64,19 @@ def test_a_decode_body_is_bounded_before_it_is_read(client: TestClient) -> None:
     assert client.post("/v1/decode", json=pose).headers["content-type"] == "image/png"
 
 
-def test_decode_refuses_a_boolean_digit(client: TestClient) -> None:
-    r = client.post("/v1/decode", json={"digit": False, "pose": [0.0] * 16})
+@pytest.mark.parametrize("body", [{"digit": False, "pose": [0.0] * 16}, {"digit": 2, "pose": [True] * 16}])
+def test_decode_refuses_booleans_for_numbers(client: TestClient, body: dict) -> None:
+    r = client.post("/v1/decode", json=body)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_parameter"
+
+
+def test_the_v2_routes_document_their_errors_in_the_protocols_format(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    infer = paths["/v2/models/{name}/infer"]["post"]["responses"]
+    assert {"400", "401", "404", "413", "503"} <= set(infer)
+    assert infer["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/V2Error"}
+    assert {"401", "404", "503"} <= set(paths["/v2/models/{name}/versions/{version}"]["get"]["responses"])
+    assert "503" in paths["/v2/health/ready"]["get"]["responses"]
 
 
 def test_an_empty_dims_means_every_dimension(client: TestClient, png_bytes, digit_image, png_size) -> None:
