@@ -2,11 +2,14 @@
 
 Prints one row per kind: MNIST test digits sent as PNGs, canvas exports, printed digits,
 UCI-style 8x8 digits enlarged, and MNIST test digits rendered as photos (bench/photo_digits.py)
-with each degradation alone, all at once, on a whiteboard and on a chalkboard. An image for
-which preprocessing finds no digit counts as wrong. Fixed seeds: the same sets on every run.
+with each degradation alone, all at once, on a whiteboard and on a chalkboard, and the same
+digits in an independently written set of scenes (bench/photo_scenes.py: perspective, a desk
+around the page, squared paper, pencil, marker, colour casts, tiny and huge images...). An image
+for which preprocessing finds no digit counts as wrong. Fixed seeds: the same sets on every run.
 
-    python bench/photo_accuracy.py                      # 300 photos per kind, all 10k MNIST digits
-    python bench/photo_accuracy.py --photos 50 --mnist 1000
+    python bench/photo_accuracy.py                      # 300 photos per kind and scene, all 10k MNIST
+    python bench/photo_accuracy.py --photos 50 --scenes 50 --mnist 1000
+    python bench/photo_accuracy.py --scenes 100 --only scene:   # the independent scenes alone
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.errors import NoDigitFound  # noqa: E402
 from app.imaging import Layout, prepare  # noqa: E402
 from app.imaging.strokes import stroke_width  # noqa: E402
+from bench import photo_scenes  # noqa: E402
 from bench.photo_digits import RENDERINGS, render  # noqa: E402
 from model.checkpoint import load_weights, read_model_card  # noqa: E402
 from model.data import load_mnist  # noqa: E402
@@ -89,6 +93,11 @@ def photos(kind: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labe
         yield render(kind, image, seed + i), int(label)
 
 
+def scenes(condition: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labelled:
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        yield photo_scenes.render(condition, image, seed + i), int(label)
+
+
 def accuracy(model: torch.nn.Module, preprocess: Prepare, samples: Labelled) -> tuple[float, int, int]:
     """(fraction correct, how many, how many found no digit); the model runs in batches of 256."""
     inputs, labels, predicted, missed = [], [], [], 0
@@ -107,7 +116,8 @@ def accuracy(model: torch.nn.Module, preprocess: Prepare, samples: Labelled) -> 
     return correct / total, total, missed
 
 
-def sets(photos_per_kind: int, mnist_count: int) -> Iterator[tuple[str, Labelled]]:
+def sets(photos_per_kind: int, scenes_per_condition: int, mnist_count: int) -> Iterator[tuple[str, Labelled]]:
+    """(name, samples) for every set; the samples are made only when iterated."""
     test = load_mnist().test
     images, labels = test.images, test.labels
     yield "MNIST test digits as PNG", mnist_pngs(images[:mnist_count], labels[:mnist_count])
@@ -118,6 +128,13 @@ def sets(photos_per_kind: int, mnist_count: int) -> Iterator[tuple[str, Labelled
         # Photos use the test digits from the end of the set, a different seed for every kind.
         chosen = slice(len(images) - photos_per_kind, None)
         yield f"photo: {kind}", photos(kind, images[chosen], labels[chosen], seed=1_000_000 * (k + 1))
+    for k, condition in enumerate(photo_scenes.CONDITIONS):
+        # Scenes use test digits from the middle of the set, other seeds again.
+        chosen = slice(5000, 5000 + scenes_per_condition)
+        yield (
+            f"scene: {condition}",
+            scenes(condition, images[chosen], labels[chosen], seed=7_000_000 * (k + 1)),
+        )
 
 
 def mnist_stroke_width(count: int = 2000) -> float:
@@ -126,13 +143,18 @@ def mnist_stroke_width(count: int = 2000) -> float:
     return float(np.mean([stroke_width(image > 0.1 * 255) for image in images]))
 
 
-def run(preprocess_factory: Callable[[Layout], Prepare], photos_per_kind: int, mnist_count: int) -> None:
+def run(
+    preprocess_factory: Callable[[Layout], Prepare], counts: tuple[int, int, int], only: str = ""
+) -> None:
+    """Prints one row per set whose name contains `only`; `counts`: photos, scenes, MNIST digits."""
     model = load_weights(WEIGHTS, torch.device("cpu")).eval()
     card = read_model_card(WEIGHTS)
     layout = Layout.of_model({"config": model.config.to_dict(), "input": card.get("input")})
     preprocess = preprocess_factory(layout)
     print(f"{'input':<40} {'n':>6} {'correct':>8} {'no digit':>9} {'s':>6}")
-    for name, samples in sets(photos_per_kind, mnist_count):
+    for name, samples in sets(*counts):
+        if only not in name:
+            continue
         start = time.perf_counter()
         correct, total, missed = accuracy(model, preprocess, samples)
         took = time.perf_counter() - start
@@ -148,6 +170,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--photos", type=int, default=300, help="photos per kind (default 300)")
+    parser.add_argument("--scenes", type=int, default=300, help="scenes per condition (default 300)")
+    parser.add_argument("--only", default="", help="only the sets whose name contains this (e.g. 'scene:')")
     parser.add_argument("--mnist", type=int, default=10_000, help="MNIST test digits as PNG (default 10000)")
     parser.add_argument("--strokes", action="store_true", help="print MNIST's mean stroke width and exit")
     args = parser.parse_args()
@@ -155,7 +179,7 @@ def main() -> None:
     if args.strokes:
         print(f"MNIST mean stroke width at its 20 px box: {mnist_stroke_width():.2f} px")
         return
-    run(service_preprocessing, args.photos, args.mnist)
+    run(service_preprocessing, (args.photos, args.scenes, args.mnist), args.only)
 
 
 if __name__ == "__main__":
