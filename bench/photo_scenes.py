@@ -64,7 +64,7 @@ class Scene:
 
 def plain(rng: Rng) -> Scene:
     return Scene(
-        width=int(rng.integers(600, 1400)),
+        width=int(rng.integers(480, 1000)),
         aspect=float(rng.choice([0.75, 1.33, 0.5625, 1.0])),
         ink=INKS[str(rng.choice(["black", "blue"]))],
         digit_height=float(rng.uniform(0.3, 0.6)),
@@ -101,7 +101,7 @@ CONDITIONS: dict[str, Callable[[Rng], dict]] = {
     "perspective tilt": lambda rng: {"tilt": rng.uniform(0.1, 0.2), "rotation": rng.uniform(-15, 15)},
     "digit off-centre": lambda rng: {"offset": 0.9, "digit_height": rng.uniform(0.2, 0.35)},
     "small digit, big page": lambda rng: {
-        "width": 2400,
+        "width": 1800,
         "digit_height": rng.uniform(0.07, 0.14),
         "offset": 0.5,
     },
@@ -118,7 +118,7 @@ CONDITIONS: dict[str, Callable[[Rng], dict]] = {
     "motion blur": lambda rng: {"motion": rng.uniform(0.01, 0.025)},
     "jpeg quality 15-40": lambda rng: {"quality": int(rng.integers(15, 41))},
     "tiny image (100-200 px)": lambda rng: {"scale_to": int(rng.integers(100, 201)), "digit_height": 0.6},
-    "large image (3000+ px)": lambda rng: {"width": int(rng.integers(3000, 4001))},
+    "large image (3000+ px)": lambda rng: {"width": int(rng.integers(3000, 4001)), "aspect": 0.75},
     "desk around the page": lambda rng: {
         "desk": rng.uniform(0.45, 0.8),
         "digit_height": rng.uniform(0.2, 0.4),

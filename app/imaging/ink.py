@@ -27,7 +27,8 @@ NOISE_SIGMAS = 4.0  # weak ink stands this many noise deviations above the paper
 MIN_FLOOR = 0.02
 MIN_PHOTO = 64  # px: smaller pictures are icons, MNIST or UCI digits, not photos
 STROKE_WINDOW_FRACTION = 0.04  # of the shorter side: a few pen strokes wide
-CLEAR_TAIL = 5.0  # one tail of the histogram this many times longer than the other is the ink
+CLEAN = 0.5 / 255  # a background with less spread than this is one exact level
+CLEAR_TAIL = 2.5  # one tail of the histogram this many times longer than the other is the ink
 
 
 @dataclass(frozen=True)
@@ -61,28 +62,61 @@ def polarity(grey: np.ndarray) -> bool | None:
     """True for dark ink on light paper, False for light on dark, None when the histogram can't tell.
 
     Ink is the sparse tail of the histogram: the side that reaches clearly further from the
-    median. A shadow over half the page puts the median between two paper levels; then neither
-    side is clearly further and the thin features decide (`thin_features_darker`).
+    median. An image whose background is exactly one level (a canvas export, a rendering) is
+    read whole. In a photo the middle half, where people aim, is read first: a dark desk or a
+    board's frame around the page can cover more of the picture than the page itself; when the
+    middle gives no clear answer, the whole picture is read. A shadow over half the page puts
+    the median between two paper levels; then neither side is clearly further and the thin
+    features decide (`thin_features_darker`).
     """
-    low, median, high = np.percentile(grey, [0.2, 50, 99.8])
+    h, w = grey.shape
+    whole = tails(grey)
+    if whole[0] == np.inf or min(h, w) < MIN_PHOTO:
+        return whole[1] if whole[0] >= CLEAR_TAIL else None
+    for clarity, dark_ink in (tails(grey[h // 4 : h - h // 4, w // 4 : w - w // 4]), whole):
+        if clarity >= CLEAR_TAIL:
+            return dark_ink
+    return None
+
+
+def tails(grey: np.ndarray) -> tuple[float, bool]:
+    """(how many times longer the longer tail of the histogram is, whether it is the dark one).
+
+    Infinite when the other side has no spread at all (a clean background). 0 when the longer
+    side is no tail: when a quarter of the pixels already reach halfway along it, it is a
+    second background (a desk, the middle of a fat stroke), not sparse ink.
+    """
+    low, q1, median, q3, high = np.percentile(grey, [0.2, 25, 50, 75, 99.8])
     dark, light = median - low, high - median
-    if max(dark, light) < CLEAR_TAIL * min(dark, light):
-        return None
-    return bool(dark > light)
+    dark_ink = bool(dark > light)
+    if min(dark, light) < CLEAN:
+        return np.inf, dark_ink
+    if (median - q1 if dark_ink else q3 - median) > max(dark, light) / 2:
+        return 0.0, dark_ink
+    return max(dark, light) / min(dark, light), dark_ink
 
 
 def thin_features_darker(grey: np.ndarray) -> bool:
     """Whether the strongest thin features are dark: pen strokes are thin, shadows and glare wide.
 
     The black and white top-hats with a window a few strokes wide keep only features narrower
-    than it, dark and light ones respectively; the stronger of the two is the ink.
+    than it, dark and light ones respectively; the stronger of the two is the ink. Strength is
+    taken over the strongest pixels a small digit's strokes cover (a count, not a fraction of
+    the picture: a small digit on a large textured page covers a tiny fraction of it).
     """
     k = max(5, int(min(grey.shape) * STROKE_WINDOW_FRACTION) | 1)
     window = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     smooth = cv2.medianBlur(grey, 3)
     dark = cv2.morphologyEx(smooth, cv2.MORPH_BLACKHAT, window)
     light = cv2.morphologyEx(smooth, cv2.MORPH_TOPHAT, window)
-    return float(np.percentile(dark, 99.9)) > float(np.percentile(light, 99.9))
+    return strongest(dark, min(grey.shape) // 4) > strongest(light, min(grey.shape) // 4)
+
+
+def strongest(values: np.ndarray, count: int) -> float:
+    """The mean of the `count` largest values."""
+    flat = values.ravel()
+    count = min(max(count, 1), flat.size)
+    return float(np.partition(flat, flat.size - count)[-count:].mean())
 
 
 def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
