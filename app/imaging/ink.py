@@ -124,7 +124,9 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
     and whether the background was flat.
 
     A wide window keeps even a marker's strokes out of the background; where the background
-    turns out not to be flat (shadows, glare), a narrower one follows it more closely.
+    turns out not to be flat (shadows, glare), a narrower one follows it more closely, but
+    never narrower than twice the widest stroke it finds: a window narrower than a fat
+    marker's stroke would take the stroke's middle for paper.
     """
     if min(grey.shape) < MIN_PHOTO:  # an icon, MNIST or UCI digit: lit evenly, the border is paper
         background = np.full_like(
@@ -132,12 +134,39 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
         )
         return flattened(grey, background, dark_ink), True
     smooth = cv2.medianBlur(grey, 3)  # noise must not lift the envelope
-    background = envelope(smooth, dark_ink, WINDOW_FRACTION)
+    wide = window(grey, WINDOW_FRACTION)
+    background = envelope(smooth, dark_ink, wide)
     low, high = np.percentile(background, [2, 98])
-    flat = bool(high - low <= FLAT)
-    if not flat:
-        background = envelope(smooth, dark_ink, SHADED_WINDOW_FRACTION)
-    return flattened(grey, background, dark_ink), flat
+    if high - low <= FLAT:
+        return flattened(grey, background, dark_ink), True
+    k = window(grey, SHADED_WINDOW_FRACTION)
+    while True:
+        level = flattened(grey, envelope(smooth, dark_ink, k), dark_ink)
+        if k >= wide or 2 * widest_stroke(level) < k:
+            return level, False
+        k = min(2 * k + 1, wide)
+
+
+def window(grey: np.ndarray, fraction: float) -> int:
+    """An odd window size, `fraction` of the image's shorter side."""
+    return max(MIN_WINDOW, int(min(grey.shape) * fraction) | 1)
+
+
+def widest_stroke(level: np.ndarray) -> float:
+    """The width of the widest stroke (px): twice the largest distance from the ink's edge.
+
+    The ink is what is above half the strongest level (its 99.9th percentile), less what
+    touches the frame (a desk, the edge of a shadow); the largest distance is its 99th
+    percentile over the ink, so that a lone blot does not count.
+    """
+    ink = (level > 0.5 * float(np.percentile(level, 99.9))).astype(np.uint8)
+    count, labels = cv2.connectedComponents(ink)
+    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    ink[np.isin(labels, edges[edges > 0])] = 0
+    if not ink.any():
+        return 0.0
+    distance = cv2.distanceTransform(ink, cv2.DIST_L2, 3)
+    return 2.0 * float(np.percentile(distance[ink > 0], 99))
 
 
 def flattened(grey: np.ndarray, background: np.ndarray, dark_ink: bool) -> np.ndarray:
@@ -149,11 +178,10 @@ def flattened(grey: np.ndarray, background: np.ndarray, dark_ink: bool) -> np.nd
     return np.clip(level, 0.0, 1.0).astype(np.float32)
 
 
-def envelope(grey: np.ndarray, dark_ink: bool, window_fraction: float) -> np.ndarray:
-    """The paper's brightness: a closing (an opening for light ink) wider than any stroke."""
-    k = max(MIN_WINDOW, int(min(grey.shape) * window_fraction) | 1)
-    window = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    return cv2.morphologyEx(grey, cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN, window)
+def envelope(grey: np.ndarray, dark_ink: bool, k: int) -> np.ndarray:
+    """The paper's brightness: a closing (an opening for light ink) `k` px wide, wider than any stroke."""
+    square = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    return cv2.morphologyEx(grey, cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN, square)
 
 
 def noise_floor(level: np.ndarray) -> float:
