@@ -1,7 +1,9 @@
 """Photos as people take them: every kind of degradation still gives the digit, in bounded memory.
 
 The photos come from bench/photo_digits.py (MNIST test digits redrawn with a pen on paper or a
-board, fixed seeds); the digits are read by the shipped model, skipped until it exists.
+board, fixed seeds) and from the independently written bench/photo_scenes.py (perspective, a
+desk around the page, fat markers, squared paper...); the digits are read by the shipped model,
+skipped until it exists.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from PIL import Image
 from app.errors import NoDigitFound
 from app.imaging import Layout, prepare
 from app.imaging.decode import DECODE_BUDGET
-from bench import preprocess_cost
+from bench import photo_scenes, preprocess_cost
 from bench.photo_digits import RENDERINGS, Page, blank_page, jpeg, mild_noise, render, ruled_lines, shadow
 from bench.photo_digits import uneven_light as light
 from model.checkpoint import load_weights
@@ -42,6 +44,39 @@ def test_each_kind_of_photo_gives_the_digit(kind: str, reader, mnist: Mnist) -> 
     digits, labels = mnist.test.images[100 : 100 + PHOTOS], mnist.test.labels[100 : 100 + PHOTOS]
     read = [reader(render(kind, digit, seed=i)) for i, digit in enumerate(digits)]
     assert np.sum(np.array(read) == labels) >= PHOTOS - 1, (read, labels.tolist())
+
+
+HARD_SCENES = [
+    "small digit, big page",
+    "desk around the page",
+    "felt marker",
+    "squared paper",
+    "whiteboard",
+    "everything at once",
+]
+
+
+@pytest.mark.parametrize("condition", HARD_SCENES)
+def test_each_hard_scene_gives_the_digit(condition: str, reader, mnist: Mnist) -> None:
+    digits, labels = mnist.test.images[100 : 100 + PHOTOS], mnist.test.labels[100 : 100 + PHOTOS]
+    photos = [photo_scenes.render(condition, digit, seed=i) for i, digit in enumerate(digits)]
+    read = [read_or_none(reader, photo) for photo in photos]
+    assert np.sum(np.array(read) == labels) >= PHOTOS - 1, (read, labels.tolist())
+
+
+def read_or_none(reader, photo: bytes) -> int | None:
+    """The digit read, or None where no digit was found (a miss, counted as wrong)."""
+    try:
+        return reader(photo)
+    except NoDigitFound:
+        return None
+
+
+@pytest.mark.parametrize("condition", ["plain paper, pen", "whiteboard"])
+def test_a_blank_scene_has_no_digit(condition: str) -> None:
+    photo = photo_scenes.render(condition, np.zeros((28, 28), np.uint8), seed=3)
+    with pytest.raises(NoDigitFound, match="no digit found"):
+        prepare(photo, "auto", MAX_PIXELS, Layout(28, 20))
 
 
 @pytest.mark.parametrize("degrade", [light, shadow, ruled_lines], ids=["uneven light", "shadow", "ruled"])
