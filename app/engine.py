@@ -170,8 +170,8 @@ class DataPlane:
                     "id": s.token,
                     "reconstruction_error": s.reconstruction_error,
                     "max_reconstruction_error": rule.max_reconstruction_error,
-                    "capsule_length": float(s.lengths.max()),
-                    "min_capsule_length": rule.min_capsule_length,
+                    "pose_distance": float(rule.pose_statistics.distances(s.poses[None])[0]),
+                    "max_pose_distance": rule.max_pose_distance,
                 }
                 for index, s in flagged
             ],

@@ -4,7 +4,7 @@ Every input is an encoded file sent through the service's default preprocessing 
 forward pass, and judged by the rule in the model card (`capsnet-calibrate` sets it). The digits
 are MNIST test images from the measurement half (odd-numbered), never the calibration half.
 "Flagged" means not answered as a digit: `is_digit` false, or refused by preprocessing
-(`no_digit_found`), which the table also counts on its own; "err alone" and "len alone" are the
+(`no_digit_found`), which the table also counts on its own; "err alone" and "pose alone" are the
 shares each threshold flags by itself.
 
     python -m bench.nondigit_report [--per-group 300] [--digits 1000] [--seed 0]
@@ -13,6 +13,7 @@ shares each threshold flags by itself.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ DEFAULT_ROC = Path("docs/reports/digit_check_roc.png")
 TARGETS = {  # the most (digits) or the least (non-digits) share that may be / must be flagged
     "MNIST test digits": ("<=", 0.02),
     "canvas exports of digits": ("<=", 0.05),
-    "photos of digits on paper": ("<=", 0.05),
+    "photos of digits": ("<=", 0.05),
     "letters": (">=", 0.90),
     "shapes": (">=", 0.90),
     "scribbles": (">=", 0.90),
@@ -50,7 +51,7 @@ class Measured:
     group: Group
     refused: int  # preprocessing found no ink (no_digit_found)
     errors: np.ndarray  # of the inputs that reached the model
-    lengths: np.ndarray  # their winning capsule lengths
+    poses: np.ndarray  # their (N, 10, 16) poses
 
 
 @torch.inference_mode()
@@ -63,17 +64,17 @@ def measure(
             images.append(prepare(data, "auto", MAX_PIXELS, layout))
         except NoDigitFound:
             refused += 1
-    errors, lengths = [], []
+    errors, poses = [], []
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(np.stack(images[start : start + batch_size])).unsqueeze(1).to(device)
-        poses, error = poses_and_errors(model, x)
+        pose, error = poses_and_errors(model, x)
         errors.append(error.cpu().numpy())
-        lengths.append(poses.norm(dim=-1).amax(dim=1).cpu().numpy())
-    return Measured(group, refused, np.concatenate(errors), np.concatenate(lengths))
+        poses.append(pose.cpu().numpy())
+    return Measured(group, refused, np.concatenate(errors), np.concatenate(poses))
 
 
 def flagged_share(m: Measured, rule: DigitRule) -> float:
-    answered_as_digit = int(rule.is_digit(m.errors, m.lengths).sum())
+    answered_as_digit = int(rule.judge(m.poses, m.errors).sum())
     return (len(m.group.files) - answered_as_digit) / len(m.group.files)  # 50/1000 is exactly 0.05
 
 
@@ -88,21 +89,23 @@ def verdict(name: str, share: float) -> str:
 def print_table(results: list[Measured], rule: DigitRule) -> None:
     print(
         f"rule: reconstruction error <= {rule.max_reconstruction_error:.2f} "
-        f"and winning capsule length >= {rule.min_capsule_length:.4f}"
+        f"and pose distance <= {rule.max_pose_distance:.2f}"
     )
     print(
         f"{'group':27s} {'kind':9s} {'images':>6s} {'refused':>7s} {'median err':>10s} "
-        f"{'err alone':>9s} {'len alone':>9s} {'flagged':>8s}  target"
+        f"{'median pose':>11s} {'err alone':>9s} {'pose alone':>10s} {'flagged':>8s}  target"
     )
     for m in results:
         share = flagged_share(m, rule)
         kind = "digit" if m.group.is_digit else "non-digit"
+        distances = rule.pose_statistics.distances(m.poses)
         median = float(np.median(m.errors)) if len(m.errors) else float("nan")
+        median_pose = float(np.median(distances)) if len(m.errors) else float("nan")
         by_error = float((m.errors > rule.max_reconstruction_error).sum()) / len(m.group.files)
-        by_length = float((m.lengths < rule.min_capsule_length).sum()) / len(m.group.files)
+        by_pose = float((distances > rule.max_pose_distance).sum()) / len(m.group.files)
         print(
             f"{m.group.name:27s} {kind:9s} {len(m.group.files):6d} {m.refused:7d} {median:10.1f} "
-            f"{100 * by_error:8.1f}% {100 * by_length:8.1f}% {100 * share:7.1f}%  "
+            f"{median_pose:11.0f} {100 * by_error:8.1f}% {100 * by_pose:9.1f}% {100 * share:7.1f}%  "
             + verdict(m.group.name, share)
         )
 
@@ -118,25 +121,46 @@ def roc(digit_scores: np.ndarray, other_scores: np.ndarray) -> tuple[np.ndarray,
 def rule_score(m: Measured, rule: DigitRule) -> np.ndarray:
     """The rule as one score, flagged above 1: how far past either threshold an input is. Sweeping
     a threshold on it scales both of the card's thresholds together, through the card's point."""
-    return np.maximum(m.errors / rule.max_reconstruction_error, rule.min_capsule_length / m.lengths)
+    distances = rule.pose_statistics.distances(m.poses)
+    return np.maximum(m.errors / rule.max_reconstruction_error, distances / rule.max_pose_distance)
+
+
+def scores(rule: DigitRule) -> dict[str, Callable[[Measured], np.ndarray]]:
+    """Each candidate evidence as a score, higher: less digit-like."""
+    return {
+        "reconstruction error": lambda m: m.errors,
+        "pose distance": lambda m: rule.pose_statistics.distances(m.poses),
+        "1 - winning capsule length": lambda m: 1.0 - np.linalg.norm(m.poses, axis=-1).max(axis=1),
+        "the rule (both thresholds scaled together)": lambda m: rule_score(m, rule),
+    }
+
+
+def print_aucs(results: list[Measured], rule: DigitRule) -> None:
+    """Per non-digit group, each score's ROC AUC against the pooled digits (inputs that reached
+    the model; those preprocessing refused are flagged whatever the score)."""
+    digits = [m for m in results if m.group.is_digit]
+    candidates = scores(rule)
+    print("ROC AUC against the pooled digits: " + ", ".join(candidates))
+    for m in results:
+        if m.group.is_digit or not len(m.errors):
+            continue
+        aucs = [roc(np.concatenate([s(d) for d in digits]), s(m))[2] for s in candidates.values()]
+        print(f"{m.group.name:27s} " + " ".join(f"{auc:.3f}" for auc in aucs))
 
 
 def plot_roc(results: list[Measured], rule: DigitRule, path: Path) -> None:
     digits = [m for m in results if m.group.is_digit]
     others = [m for m in results if not m.group.is_digit and m.group.name not in ROC_LEFT_OUT]
-    scores = {
-        "reconstruction error": lambda m: m.errors,
-        "1 - winning capsule length": lambda m: 1.0 - m.lengths,
-        "the rule (both thresholds scaled together)": lambda m: rule_score(m, rule),
-    }
     fig, ax = plt.subplots(figsize=(6, 5.5))
-    for label, score in scores.items():
+    for label, score in scores(rule).items():
         digit_scores = np.concatenate([score(m) for m in digits])
         fa, det, auc = roc(digit_scores, np.concatenate([score(m) for m in others]))
+        print(f"pooled ROC AUC, {label}: {auc:.3f}")
         ax.plot(100 * fa, 100 * det, label=f"{label} (AUC {auc:.3f})")
-    fa_point = 1 - np.mean(np.concatenate([rule.is_digit(m.errors, m.lengths) for m in digits]))
-    det_point = 1 - np.mean(np.concatenate([rule.is_digit(m.errors, m.lengths) for m in others]))
+    fa_point = 1 - np.mean(np.concatenate([rule.judge(m.poses, m.errors) for m in digits]))
+    det_point = 1 - np.mean(np.concatenate([rule.judge(m.poses, m.errors) for m in others]))
     ax.plot(100 * fa_point, 100 * det_point, "ko", label="the model card's thresholds")
+    print(f"the card's point flags {100 * fa_point:.1f}% of these digits, {100 * det_point:.1f}% of the rest")
     ax.set(
         xscale="log",
         xlim=(0.1, 100),
@@ -179,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     layout = Layout.of_weights(model.config.to_dict(), args.weights)
     results = [measure(group, model, device, layout) for group in groups]
     print_table(results, rule)
+    print_aucs(results, rule)
     plot_roc(results, rule, args.roc)
     print(f"ROC curve: {args.roc}")
 

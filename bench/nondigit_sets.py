@@ -7,7 +7,7 @@ a fixed list, so the set does not change with whatever else a machine has), geom
 scribbles, crops of the photographs bundled in scikit-image, textures and noise. Letters whose
 glyph is a digit's shape (O, l, S, Z, B, g...) form a group of their own: no reconstruction can
 tell an "O" from a 0. Digits: MNIST test images, the same digits redrawn as the demo page's
-canvas exports, and as photos of ink on paper (`bench/ink_photos.py`).
+canvas exports, and as photos (`bench/photo_digits.py`, each of its renderings in turn).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from skimage import data as sample_images
 from skimage.morphology import skeletonize
 
-from bench.ink_photos import ink_photo
+from bench.photo_digits import RENDERINGS, render
 
 DEJAVU, LIBERATION = Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation")
 FONTS = tuple(DEJAVU / f"DejaVu{face}.ttf" for face in ("Sans", "Sans-Bold", "SansMono", "SansMono-Bold",
@@ -224,8 +224,11 @@ def canvas_exports(images: np.ndarray) -> list[bytes]:
     return [encode(canvas_image(image)) for image in images]
 
 
-def ink_photos(images: np.ndarray, rng: np.random.Generator) -> list[bytes]:
-    return [encode(ink_photo(image, rng), "JPEG", quality=int(rng.integers(70, 92))) for image in images]
+def photos(images: np.ndarray, seed: int) -> list[bytes]:
+    """Photos of the digits, each rendering of `bench/photo_digits.py` in turn (paper, light,
+    shadow, inks, ruled lines, rotation, blur, noise, JPEG, all at once, whiteboard, chalkboard)."""
+    kinds = list(RENDERINGS)
+    return [render(kinds[i % len(kinds)], image, seed * len(images) + i) for i, image in enumerate(images)]
 
 
 NonDigitMaker = Callable[[np.random.Generator, int], list[bytes]]
@@ -250,10 +253,9 @@ def non_digit_groups(seed: int, per_group: int) -> list[Group]:
 
 
 def digit_groups(images: np.ndarray, seed: int) -> list[Group]:
-    """The same MNIST digits three ways: as they are, as canvas exports, as photos of ink on paper."""
-    rng = np.random.default_rng(seed)
+    """The same MNIST digits three ways: as they are, as canvas exports, as photos."""
     return [
         Group("MNIST test digits", True, mnist_files(images)),
         Group("canvas exports of digits", True, canvas_exports(images)),
-        Group("photos of digits on paper", True, ink_photos(images, rng)),
+        Group("photos of digits", True, photos(images, seed)),
     ]

@@ -1,11 +1,11 @@
-"""Calibration CLI: sets the digit check's thresholds on MNIST test digits and records them in the
-model card, beside the weights, where the service reads them.
+"""Calibration CLI: measures the digit check's pose statistics and thresholds on MNIST test digits
+and records them in the model card, beside the weights, where the service reads them.
 
 The shipped weights trained on all 60k training images, so the only digits they never saw are the
 10k of the test split. They are split in two halves that never mix: the even-numbered test images
-(0, 2, ..., 9998) set the thresholds at the chosen false-alarm rate, and the odd-numbered ones
-measure how many held-out digits the rule then flags. Even/odd rather than first/second half
-because the test set's first 5000 images are the cleaner writers (LeCun et al.).
+(0, 2, ..., 9998) set the pose statistics and the thresholds at the chosen false-alarm rate, and
+the odd-numbered ones measure how many held-out digits the rule then flags. Even/odd rather than
+first/second half because the test set's first 5000 images are the cleaner writers (LeCun et al.).
 
     capsnet-calibrate --weights weights/capsnet-mnist.safetensors --false-alarm-rate 0.015
 """
@@ -32,17 +32,17 @@ DEFAULT_RATE = 0.015  # under 2% with a margin: the held-out half differs from t
 
 
 @torch.inference_mode()
-def errors_and_lengths(
+def poses_and_errors_of(
     model: CapsNet, split: Split, device: torch.device, batch_size: int = 500
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every image's reconstruction error and winning capsule length, as the service computes them."""
+    """Every image's poses (N, 10, 16) and reconstruction error (N,), as the service computes them."""
     images, _ = split.tensors()
-    errors, lengths = [], []
+    poses, errors = [], []
     for start in range(0, len(split), batch_size):
-        poses, error = poses_and_errors(model, images[start : start + batch_size].to(device))
+        pose, error = poses_and_errors(model, images[start : start + batch_size].to(device))
+        poses.append(pose.float().cpu())
         errors.append(error.cpu())
-        lengths.append(poses.norm(dim=-1).amax(dim=1).cpu())
-    return torch.cat(errors).numpy(), torch.cat(lengths).numpy()
+    return torch.cat(poses).numpy(), torch.cat(errors).numpy()
 
 
 def halves(split: Split) -> tuple[Split, Split]:
@@ -72,11 +72,11 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     device = resolve_device(args.device)
     model = load_weights(args.weights, device)
     calibration_half, measurement_half = halves(load_mnist(args.data_dir).test.head(args.limit))
-    errors, lengths = errors_and_lengths(model, calibration_half, device)
-    rule = calibrate(errors, lengths, args.false_alarm_rate)
-    held_out_errors, held_out_lengths = errors_and_lengths(model, measurement_half, device)
-    measured = 1.0 - float(rule.is_digit(held_out_errors, held_out_lengths).mean())
-    flagged = 1.0 - float(rule.is_digit(errors, lengths).mean())
+    poses, errors = poses_and_errors_of(model, calibration_half, device)
+    rule = calibrate(poses, errors, args.false_alarm_rate)
+    held_out_poses, held_out_errors = poses_and_errors_of(model, measurement_half, device)
+    measured = 1.0 - float(rule.judge(held_out_poses, held_out_errors).mean())
+    flagged = 1.0 - float(rule.judge(poses, errors).mean())
     rule = replace(
         rule,
         calibration={
@@ -92,7 +92,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         write_model_card(args.weights, {**read_model_card(args.weights), CARD_KEY: rule.to_card()})
     print(
         f"is a digit when reconstruction error <= {rule.max_reconstruction_error:.2f} "
-        f"and winning capsule length >= {rule.min_capsule_length:.4f}\n"
+        f"and pose distance <= {rule.max_pose_distance:.2f}\n"
         f"flags {100 * flagged:.2f}% of the {len(calibration_half)} calibration "
         f"digits and {100 * measured:.2f}% of the {len(measurement_half)} held-out ones"
         + ("" if args.dry_run else f"; recorded in {args.weights.with_suffix('.json')}")

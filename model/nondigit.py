@@ -1,23 +1,26 @@
-"""Is it a digit? The reconstruction test of DARCCC (Frosst, Sabour & Hinton 2018).
+"""Is it a digit? The model's own evidence: how well it redraws the input, and how typical of a
+digit its capsules' poses are.
 
 The decoder redraws the input from the winning capsule's 16 numbers alone (section 4.1 of the
-CapsNet paper), so a digit the model understands comes back close to itself and anything else
-(a letter, a shape, a photograph) does not. DARCCC flags an input whose distance to its
-reconstruction exceeds a threshold set on clean held-out digits. The distance here is the summed
-squared error over the 28x28 pixels in [0, 1], the quantity the training's reconstruction loss
-scales: 0 for a perfect redrawing, 784 at most. Reconstruction alone misses what the model cannot
-read at all (a crop of a photograph comes out as a faint input and a faint blur, close to each
-other), so the rule also asks for a long winning capsule (eq. 1: the length is the probability
-that the digit is present).
+CapsNet paper), so a digit the model understands comes back close to itself and much else (a
+letter, a scribble, a photograph) does not: the test of DARCCC (Frosst, Sabour & Hinton 2018),
+which flags an input whose distance to its reconstruction exceeds a threshold set on clean
+held-out digits. The distance here is the summed squared error over the 28x28 pixels in [0, 1],
+the quantity the training's reconstruction loss scales: 0 for a perfect redrawing, 784 at most.
 
-The rule's numbers are not constants: `capsnet-calibrate` measures them on digits the model did
-not train on and writes them into the model card under `digit_check`, and the service reads them
-from there with the weights.
+A redrawing can be close for the wrong reason (a square redrawn as a 0, a faint photograph as a
+faint blur), so the rule also asks whether the ten capsules' poses look like those of a held-out
+digit: the Mahalanobis distance of the poses (eq. 1-2: each capsule's 16 numbers, its length the
+probability that its digit is present) to the nearest digit class's mean, with the covariance
+shared by the classes (Lee et al., "A Simple Unified Framework for Detecting Out-of-Distribution
+Samples and Adversarial Attacks", 2018) and one 16x16 block per capsule. Both statistics and both
+thresholds are measured on digits the model did not train on by `capsnet-calibrate` and written
+into the model card under `digit_check`; the service reads them from there with the weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,9 +33,14 @@ UNIT = (
     "sum over the 28x28 pixels (values in [0, 1]) of the squared difference between the input "
     "and the decoder's reconstruction from the winning capsule"
 )
+POSE_DISTANCE = (
+    "min over the digit classes c of sum over the capsules j of (v_j - mean[c, j])^T "
+    "precision[j] (v_j - mean[c, j]): the squared Mahalanobis distance of the (10, 16) poses to "
+    "class c's mean pose, the covariance shared by the classes, one 16x16 block per capsule"
+)
 RULE = (
     "is_digit = reconstruction_error <= max_reconstruction_error "
-    "and winning capsule length >= min_capsule_length"
+    "and pose_distance <= max_pose_distance"
 )
 
 
@@ -49,31 +57,74 @@ def poses_and_errors(model: CapsNet, images: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @dataclass(frozen=True)
-class DigitRule:
-    """An input is a digit when the model redraws it closely and its winning capsule is long.
+class PoseStatistics:
+    """Where held-out digits' poses lie: a mean pose per class and a shared precision per capsule."""
 
-    The redrawing catches what the model confidently misreads (a letter, a square redrawn as a
-    0); the capsule length catches what it cannot read at all (photographs, textures, noise),
-    whose redrawing is a faint blur that can sit close to a faint input.
-    """
+    means: np.ndarray  # (classes, capsules, dims): the mean poses of the inputs each class wins
+    precisions: np.ndarray  # (capsules, dims, dims): inverse covariance around the class means
+
+    @classmethod
+    def fit(cls, poses: np.ndarray) -> PoseStatistics:
+        """(N, classes, dims) poses of held-out digits, grouped by the capsule each one's winner."""
+        poses = np.asarray(poses, np.float64)
+        winners = np.linalg.norm(poses, axis=-1).argmax(axis=1)  # (N,)
+        classes = poses.shape[1]
+        overall = poses.mean(axis=0)  # for a class no digit wins (an untrained model)
+        means = np.stack([poses[winners == c].mean(axis=0) if (winners == c).any() else overall
+                          for c in range(classes)])  # fmt: skip  # (C, C, D)
+        centred = poses - means[winners]  # (N, C, D)
+        covariances = np.einsum("nji,njk->jik", centred, centred) / len(poses)  # (C, D, D)
+        ridge = 1e-6 * np.eye(poses.shape[2])  # a capsule that never moves stays invertible
+        return cls(means, np.linalg.inv(covariances + ridge))
+
+    def distances(self, poses: np.ndarray) -> np.ndarray:
+        """(N, classes, dims) -> (N,) squared Mahalanobis distance to the nearest class's mean."""
+        offsets = np.asarray(poses, np.float64)[:, None] - self.means[None]  # (N, C, C, D)
+        per_class = np.einsum("ncjd,jde,ncje->nc", offsets, self.precisions, offsets)  # (N, C)
+        return per_class.min(axis=1)
+
+    def to_card(self) -> dict[str, Any]:
+        return {
+            "means": np.round(self.means, 6).tolist(),
+            "precisions": np.round(self.precisions, 4).tolist(),
+        }
+
+    @classmethod
+    def from_card(cls, entry: dict[str, Any]) -> PoseStatistics:
+        return cls(np.asarray(entry["means"], np.float64), np.asarray(entry["precisions"], np.float64))
+
+
+@dataclass(frozen=True)
+class DigitRule:
+    """An input is a digit when the model redraws it closely and its poses are a digit's."""
 
     max_reconstruction_error: float
-    min_capsule_length: float
+    max_pose_distance: float
+    pose_statistics: PoseStatistics
     false_alarm_rate: float  # the fraction of held-out digits the two thresholds flag together
     calibration: dict[str, Any] = field(default_factory=dict)  # which images set them, what they measured
 
-    def is_digit(self, errors: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """`errors` (N,) and the winning capsules' `lengths` (N,) -> (N,) bool."""
+    def is_digit(self, errors: np.ndarray, distances: np.ndarray) -> np.ndarray:
+        """`errors` (N,) and pose `distances` (N,) -> (N,) bool."""
         return (np.asarray(errors) <= self.max_reconstruction_error) & (
-            np.asarray(lengths) >= self.min_capsule_length
+            np.asarray(distances) <= self.max_pose_distance
         )
 
     def judge(self, poses: np.ndarray, errors: np.ndarray) -> np.ndarray:
-        """The rule on model outputs: poses (N, num_classes, digit_dim) and errors (N,) -> (N,) bool."""
-        return self.is_digit(errors, np.linalg.norm(np.asarray(poses), axis=-1).max(axis=-1))
+        """The rule on model outputs: poses (N, classes, dims) and errors (N,) -> (N,) bool."""
+        return self.is_digit(errors, self.pose_statistics.distances(poses))
 
     def to_card(self) -> dict[str, Any]:
-        return {"rule": RULE, "reconstruction_error_unit": UNIT, **asdict(self)}
+        return {
+            "rule": RULE,
+            "reconstruction_error_unit": UNIT,
+            "pose_distance": POSE_DISTANCE,
+            "max_reconstruction_error": self.max_reconstruction_error,
+            "max_pose_distance": self.max_pose_distance,
+            "false_alarm_rate": self.false_alarm_rate,
+            "calibration": self.calibration,
+            "pose_statistics": self.pose_statistics.to_card(),
+        }
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> DigitRule | None:
@@ -83,33 +134,40 @@ class DigitRule:
             return None
         return cls(
             max_reconstruction_error=float(entry["max_reconstruction_error"]),
-            min_capsule_length=float(entry["min_capsule_length"]),
+            max_pose_distance=float(entry["max_pose_distance"]),
+            pose_statistics=PoseStatistics.from_card(entry["pose_statistics"]),
             false_alarm_rate=float(entry["false_alarm_rate"]),
             calibration=dict(entry.get("calibration", {})),
         )
 
 
-def calibrate(errors: np.ndarray, lengths: np.ndarray, false_alarm_rate: float) -> DigitRule:
-    """Thresholds that together flag `false_alarm_rate` of these held-out digits.
+def calibrate(poses: np.ndarray, errors: np.ndarray, false_alarm_rate: float) -> DigitRule:
+    """The pose statistics of these held-out digits, and thresholds that together flag
+    `false_alarm_rate` of them.
 
-    Each threshold flags the same share q of them (the error's upper q-quantile, the length's
-    lower one); q is found by bisection so that the inputs flagged by either make up the rate.
+    Each threshold flags the same share q of the digits (the upper q-quantile of the error and of
+    the pose distance); q is found by bisection so that the inputs flagged by either make up the rate.
     """
     if not 0.0 < false_alarm_rate < 1.0:
         raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
+    statistics = PoseStatistics.fit(poses)
+    distances = statistics.distances(poses)
     low, high = 0.0, false_alarm_rate
     for _ in range(50):
         share = (low + high) / 2
-        rule = rule_at(errors, lengths, share, false_alarm_rate)
-        flagged = 1.0 - rule.is_digit(errors, lengths).mean()
+        rule = rule_at(errors, distances, statistics, share, false_alarm_rate)
+        flagged = 1.0 - rule.is_digit(errors, distances).mean()
         low, high = (share, high) if flagged <= false_alarm_rate else (low, share)
-    return rule_at(errors, lengths, low, false_alarm_rate)
+    return rule_at(errors, distances, statistics, low, false_alarm_rate)
 
 
-def rule_at(errors: np.ndarray, lengths: np.ndarray, share: float, false_alarm_rate: float) -> DigitRule:
+def rule_at(
+    errors: np.ndarray, distances: np.ndarray, statistics: PoseStatistics, share: float, rate: float
+) -> DigitRule:
     """The thresholds that each flag `share` of these digits."""
     return DigitRule(
         max_reconstruction_error=float(np.quantile(errors, 1.0 - share)),
-        min_capsule_length=float(np.quantile(lengths, share)),
-        false_alarm_rate=false_alarm_rate,
+        max_pose_distance=float(np.quantile(distances, 1.0 - share)),
+        pose_statistics=statistics,
+        false_alarm_rate=rate,
     )

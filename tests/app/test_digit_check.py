@@ -14,16 +14,19 @@ from fastapi.testclient import TestClient
 
 from app.predict_cli import main as predict
 from model.checkpoint import model_card_path, read_model_card
-from model.nondigit import CARD_KEY, DigitRule
+from model.nondigit import CARD_KEY, DigitRule, PoseStatistics
 
 
-def with_rule(small_weights: Path, tmp_path: Path, max_error: float, min_length: float) -> Path:
-    """A copy of the small weights whose card carries a digit check with these thresholds."""
+def with_rule(small_weights: Path, tmp_path: Path, max_error: float, max_distance: float) -> Path:
+    """A copy of the small weights whose card carries a digit check with these thresholds (and
+    poses measured as all-zero, with unit covariance)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     weights = tmp_path / "checked.safetensors"
     shutil.copy(small_weights, weights)
     card = read_model_card(small_weights)
-    card[CARD_KEY] = DigitRule(max_error, min_length, 0.02, {"calibration_half": "a test"}).to_card()
+    statistics = PoseStatistics(np.zeros((10, 10, 16)), np.tile(np.eye(16), (10, 1, 1)))
+    rule = DigitRule(max_error, max_distance, statistics, 0.02, {"calibration_half": "a test"})
+    card[CARD_KEY] = rule.to_card()
     model_card_path(weights).write_text(json.dumps(card))
     return weights
 
@@ -34,8 +37,8 @@ def upload(png_bytes, digit_image) -> dict:
 
 
 def test_the_thresholds_are_read_from_the_model_card(make_client, small_weights, tmp_path, upload) -> None:
-    lenient = make_client(weights=with_rule(small_weights, tmp_path / "a", 784.0, 0.0))
-    strict = make_client(weights=with_rule(small_weights, tmp_path / "b", 0.0, 0.0))
+    lenient = make_client(weights=with_rule(small_weights, tmp_path / "a", 784.0, 1e9))
+    strict = make_client(weights=with_rule(small_weights, tmp_path / "b", 0.0, 1e9))
     [answer] = lenient.post("/v1/predict", files=upload).json()["predictions"]
     [refused] = strict.post("/v1/predict", files=upload).json()["predictions"]
     assert answer["is_digit"] is True and refused["is_digit"] is False
@@ -61,7 +64,7 @@ def test_reject_non_digits_answers_422_not_a_digit_with_the_distance(
         assert error["code"] == "not_a_digit" and "do not look like a digit" in error["message"]
         [detail] = error["details"]
         assert detail["index"] == 0 and detail["max_reconstruction_error"] == 0.0
-        assert detail["reconstruction_error"] > 0 and 0 <= detail["capsule_length"] <= 1
+        assert detail["reconstruction_error"] > 0 and detail["pose_distance"] > detail["max_pose_distance"]
 
 
 def test_by_default_a_non_digit_is_answered_with_is_digit_false_and_counted(
@@ -118,7 +121,7 @@ def test_capsnet_predict_reports_the_cards_verdict_in_text_and_json(
     predict([str(image), "--weights", str(strict), "--json"])
     [found] = json.loads(capsys.readouterr().out)["predictions"]
     assert found["is_digit"] is False and found["reconstruction_error"] > 0
-    predict([str(image), "--weights", str(with_rule(small_weights, tmp_path / "lenient", 784.0, 0.0))])
+    predict([str(image), "--weights", str(with_rule(small_weights, tmp_path / "lenient", 784.0, 1e9))])
     header, line = capsys.readouterr().out.splitlines()
     assert header.split()[-1] == "is_digit" and line.split()[3] == "yes"
     predict([str(image), "--weights", str(small_weights), "--json"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,25 +17,44 @@ from model.data import Mnist
 from model.nondigit import CARD_KEY, DigitRule, calibrate, poses_and_errors
 
 
+def digit_like_poses(rng: np.random.Generator, count: int) -> np.ndarray:
+    """(count, 10, 16) poses whose winner is a long capsule near its class's mean."""
+    poses = rng.normal(0, 0.02, (count, 10, 16))
+    winners = rng.integers(0, 10, count)
+    poses[np.arange(count), winners, 0] += 0.9
+    return poses
+
+
 def test_calibration_flags_the_chosen_share_of_the_digits_it_was_set_on() -> None:
     rng = np.random.default_rng(0)
-    errors, lengths = rng.gamma(4.0, 4.0, 5000), rng.beta(30, 2, 5000)
-    rule = calibrate(errors, lengths, 0.02)
-    flagged = 1.0 - rule.is_digit(errors, lengths).mean()
+    poses, errors = digit_like_poses(rng, 5000), rng.gamma(4.0, 4.0, 5000)
+    rule = calibrate(poses, errors, 0.02)
+    flagged = 1.0 - rule.judge(poses, errors).mean()
     assert 0.019 <= flagged <= 0.02
-    assert (errors > rule.max_reconstruction_error).any() and (lengths < rule.min_capsule_length).any()
+    distances = rule.pose_statistics.distances(poses)
+    assert (errors > rule.max_reconstruction_error).any() and (distances > rule.max_pose_distance).any()
 
 
-def test_an_input_is_a_digit_only_when_both_thresholds_hold() -> None:
-    rule = DigitRule(max_reconstruction_error=30.0, min_capsule_length=0.7, false_alarm_rate=0.02)
-    errors, lengths = np.array([10.0, 45.0, 10.0, 45.0]), np.array([0.95, 0.95, 0.3, 0.3])
-    assert rule.is_digit(errors, lengths).tolist() == [True, False, False, False]
+def test_poses_unlike_the_calibration_digits_are_far_and_flagged_even_when_redrawn_closely() -> None:
+    rng = np.random.default_rng(1)
+    rule = calibrate(digit_like_poses(rng, 2000), rng.gamma(4.0, 4.0, 2000), 0.02)
+    odd = digit_like_poses(rng, 3)
+    odd[0, :, 0] = 0.6  # every capsule half-long: no single digit present
+    odd[1, :, 5] += 0.5  # a long winner in an unusual pose
+    errors = np.zeros(3)
+    assert rule.judge(odd, errors).tolist() == [False, False, True]
+    assert rule.judge(odd[2:], np.array([rule.max_reconstruction_error + 1])).tolist() == [False]
 
 
 def test_the_rule_round_trips_through_the_card_and_is_absent_from_an_uncalibrated_one() -> None:
-    rule = DigitRule(31.5, 0.75, 0.02, {"calibration_half": "even-numbered test images"})
+    rng = np.random.default_rng(2)
+    poses = digit_like_poses(rng, 500)
+    rule = replace(calibrate(poses, rng.gamma(4.0, 4.0, 500), 0.02), calibration={"calibration_half": "even"})
     card = json.loads(json.dumps({CARD_KEY: rule.to_card()}))
-    assert DigitRule.from_card(card) == rule
+    read = DigitRule.from_card(card)
+    assert read.max_pose_distance == rule.max_pose_distance and read.calibration == rule.calibration
+    distances = rule.pose_statistics.distances(poses)
+    np.testing.assert_allclose(read.pose_statistics.distances(poses), distances, rtol=1e-3)
     assert card[CARD_KEY]["rule"].startswith("is_digit = reconstruction_error <=")
     assert DigitRule.from_card({"config": {}}) is None
 
@@ -67,4 +87,4 @@ def test_calibrate_command_sets_the_thresholds_on_even_test_images_and_writes_th
 
 def test_a_false_alarm_rate_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="false_alarm_rate"):
-        calibrate(np.ones(10), np.ones(10), 1.5)
+        calibrate(np.ones((10, 10, 16)), np.ones(10), 1.5)
