@@ -172,6 +172,8 @@ class DataPlane:
                     "max_reconstruction_error": rule.max_reconstruction_error,
                     "pose_distance": float(rule.pose_statistics.distances(s.poses[None])[0]),
                     "max_pose_distance": rule.max_pose_distance,
+                    "capsule_length": float(s.lengths.max()),
+                    "min_capsule_length": rule.min_capsule_length,
                 }
                 for index, s in flagged
             ],

@@ -4,8 +4,8 @@ Every input is an encoded file sent through the service's default preprocessing 
 forward pass, and judged by the rule in the model card (`capsnet-calibrate` sets it). The digits
 are MNIST test images from the measurement half (odd-numbered), never the calibration half.
 "Flagged" means not answered as a digit: `is_digit` false, or refused by preprocessing
-(`no_digit_found`), which the table also counts on its own; "err alone" and "pose alone" are the
-shares each threshold flags by itself.
+(`no_digit_found`), which the table also counts on its own; "err alone", "pose alone" and
+"len alone" are the shares each threshold flags by itself.
 
     python -m bench.nondigit_report [--per-group 300] [--digits 1000] [--seed 0]
 """
@@ -89,11 +89,13 @@ def verdict(name: str, share: float) -> str:
 def print_table(results: list[Measured], rule: DigitRule) -> None:
     print(
         f"rule: reconstruction error <= {rule.max_reconstruction_error:.2f} "
-        f"and pose distance <= {rule.max_pose_distance:.2f}"
+        f"and pose distance <= {rule.max_pose_distance:.2f} "
+        f"and winning capsule length >= {rule.min_capsule_length:.4f}"
     )
     print(
         f"{'group':27s} {'kind':9s} {'images':>6s} {'refused':>7s} {'median err':>10s} "
-        f"{'median pose':>11s} {'err alone':>9s} {'pose alone':>10s} {'flagged':>8s}  target"
+        f"{'median pose':>11s} {'err alone':>9s} {'pose alone':>10s} {'len alone':>9s} "
+        f"{'flagged':>8s}  target"
     )
     for m in results:
         share = flagged_share(m, rule)
@@ -103,9 +105,12 @@ def print_table(results: list[Measured], rule: DigitRule) -> None:
         median_pose = float(np.median(distances)) if len(m.errors) else float("nan")
         by_error = float((m.errors > rule.max_reconstruction_error).sum()) / len(m.group.files)
         by_pose = float((distances > rule.max_pose_distance).sum()) / len(m.group.files)
+        lengths = np.linalg.norm(m.poses, axis=-1).max(axis=1)
+        by_length = float((lengths < rule.min_capsule_length).sum()) / len(m.group.files)
         print(
             f"{m.group.name:27s} {kind:9s} {len(m.group.files):6d} {m.refused:7d} {median:10.1f} "
-            f"{median_pose:11.0f} {100 * by_error:8.1f}% {100 * by_pose:9.1f}% {100 * share:7.1f}%  "
+            f"{median_pose:11.0f} {100 * by_error:8.1f}% {100 * by_pose:9.1f}% {100 * by_length:8.1f}% "
+            f"{100 * share:7.1f}%  "
             + verdict(m.group.name, share)
         )
 
@@ -119,10 +124,12 @@ def roc(digit_scores: np.ndarray, other_scores: np.ndarray) -> tuple[np.ndarray,
 
 
 def rule_score(m: Measured, rule: DigitRule) -> np.ndarray:
-    """The rule as one score, flagged above 1: how far past either threshold an input is. Sweeping
-    a threshold on it scales both of the card's thresholds together, through the card's point."""
+    """The rule as one score, flagged above 1: how far past any threshold an input is. Sweeping a
+    threshold on it scales the card's thresholds together, through the card's point."""
     distances = rule.pose_statistics.distances(m.poses)
-    return np.maximum(m.errors / rule.max_reconstruction_error, distances / rule.max_pose_distance)
+    lengths = np.linalg.norm(m.poses, axis=-1).max(axis=1)
+    by_error, by_pose = m.errors / rule.max_reconstruction_error, distances / rule.max_pose_distance
+    return np.maximum.reduce([by_error, by_pose, rule.min_capsule_length / lengths])
 
 
 def scores(rule: DigitRule) -> dict[str, Callable[[Measured], np.ndarray]]:
@@ -131,7 +138,7 @@ def scores(rule: DigitRule) -> dict[str, Callable[[Measured], np.ndarray]]:
         "reconstruction error": lambda m: m.errors,
         "pose distance": lambda m: rule.pose_statistics.distances(m.poses),
         "1 - winning capsule length": lambda m: 1.0 - np.linalg.norm(m.poses, axis=-1).max(axis=1),
-        "the rule (both thresholds scaled together)": lambda m: rule_score(m, rule),
+        "the rule (its thresholds scaled together)": lambda m: rule_score(m, rule),
     }
 
 

@@ -92,7 +92,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         write_model_card(args.weights, {**read_model_card(args.weights), CARD_KEY: rule.to_card()})
     print(
         f"is a digit when reconstruction error <= {rule.max_reconstruction_error:.2f} "
-        f"and pose distance <= {rule.max_pose_distance:.2f}\n"
+        f"and pose distance <= {rule.max_pose_distance:.2f} "
+        f"and winning capsule length >= {rule.min_capsule_length:.4f}\n"
         f"flags {100 * flagged:.2f}% of the {len(calibration_half)} calibration "
         f"digits and {100 * measured:.2f}% of the {len(measurement_half)} held-out ones"
         + ("" if args.dry_run else f"; recorded in {args.weights.with_suffix('.json')}")

@@ -9,11 +9,11 @@ held-out digits. The distance here is the summed squared error over the 28x28 pi
 the quantity the training's reconstruction loss scales: 0 for a perfect redrawing, 784 at most.
 
 A redrawing can be close for the wrong reason (a square redrawn as a 0, a faint photograph as a
-faint blur), so the rule also asks whether the ten capsules' poses look like those of a held-out
-digit: the Mahalanobis distance of the poses (eq. 1-2: each capsule's 16 numbers, its length the
-probability that its digit is present) to the nearest digit class's mean, with the covariance
-shared by the classes (Lee et al., "A Simple Unified Framework for Detecting Out-of-Distribution
-Samples and Adversarial Attacks", 2018) and one 16x16 block per capsule. Both statistics and both
+faint blur), so the rule also asks for a long winning capsule (eq. 1: the probability that its
+digit is present) and for poses like a held-out digit's: the Mahalanobis distance of the ten
+capsules' poses to the nearest digit class's mean, with the covariance shared by the classes
+(Lee et al., "A Simple Unified Framework for Detecting Out-of-Distribution Samples and
+Adversarial Attacks", 2018) and one 16x16 block per capsule. The statistics and the three
 thresholds are measured on digits the model did not train on by `capsnet-calibrate` and written
 into the model card under `digit_check`; the service reads them from there with the weights.
 """
@@ -40,7 +40,8 @@ POSE_DISTANCE = (
 )
 RULE = (
     "is_digit = reconstruction_error <= max_reconstruction_error "
-    "and pose_distance <= max_pose_distance"
+    "and pose_distance <= max_pose_distance "
+    "and winning capsule length >= min_capsule_length"
 )
 
 
@@ -100,19 +101,22 @@ class DigitRule:
 
     max_reconstruction_error: float
     max_pose_distance: float
+    min_capsule_length: float
     pose_statistics: PoseStatistics
-    false_alarm_rate: float  # the fraction of held-out digits the two thresholds flag together
+    false_alarm_rate: float  # the fraction of held-out digits the three thresholds flag together
     calibration: dict[str, Any] = field(default_factory=dict)  # which images set them, what they measured
 
-    def is_digit(self, errors: np.ndarray, distances: np.ndarray) -> np.ndarray:
-        """`errors` (N,) and pose `distances` (N,) -> (N,) bool."""
-        return (np.asarray(errors) <= self.max_reconstruction_error) & (
-            np.asarray(distances) <= self.max_pose_distance
+    def is_digit(self, errors: np.ndarray, distances: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """`errors`, pose `distances` and winning capsule `lengths` (N,) each -> (N,) bool."""
+        return (
+            (np.asarray(errors) <= self.max_reconstruction_error)
+            & (np.asarray(distances) <= self.max_pose_distance)
+            & (np.asarray(lengths) >= self.min_capsule_length)
         )
 
     def judge(self, poses: np.ndarray, errors: np.ndarray) -> np.ndarray:
         """The rule on model outputs: poses (N, classes, dims) and errors (N,) -> (N,) bool."""
-        return self.is_digit(errors, self.pose_statistics.distances(poses))
+        return self.is_digit(errors, self.pose_statistics.distances(poses), winning_lengths(poses))
 
     def to_card(self) -> dict[str, Any]:
         return {
@@ -121,6 +125,7 @@ class DigitRule:
             "pose_distance": POSE_DISTANCE,
             "max_reconstruction_error": self.max_reconstruction_error,
             "max_pose_distance": self.max_pose_distance,
+            "min_capsule_length": self.min_capsule_length,
             "false_alarm_rate": self.false_alarm_rate,
             "calibration": self.calibration,
             "pose_statistics": self.pose_statistics.to_card(),
@@ -135,6 +140,7 @@ class DigitRule:
         return cls(
             max_reconstruction_error=float(entry["max_reconstruction_error"]),
             max_pose_distance=float(entry["max_pose_distance"]),
+            min_capsule_length=float(entry["min_capsule_length"]),
             pose_statistics=PoseStatistics.from_card(entry["pose_statistics"]),
             false_alarm_rate=float(entry["false_alarm_rate"]),
             calibration=dict(entry.get("calibration", {})),
@@ -146,28 +152,36 @@ def calibrate(poses: np.ndarray, errors: np.ndarray, false_alarm_rate: float) ->
     `false_alarm_rate` of them.
 
     Each threshold flags the same share q of the digits (the upper q-quantile of the error and of
-    the pose distance); q is found by bisection so that the inputs flagged by either make up the rate.
+    the pose distance, the lower one of the length); q is found by bisection so that the inputs
+    flagged by any of them make up the rate.
     """
     if not 0.0 < false_alarm_rate < 1.0:
         raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
     statistics = PoseStatistics.fit(poses)
-    distances = statistics.distances(poses)
+    evidence = (errors, statistics.distances(poses), winning_lengths(poses))
     low, high = 0.0, false_alarm_rate
     for _ in range(50):
         share = (low + high) / 2
-        rule = rule_at(errors, distances, statistics, share, false_alarm_rate)
-        flagged = 1.0 - rule.is_digit(errors, distances).mean()
+        rule = rule_at(evidence, statistics, share, false_alarm_rate)
+        flagged = 1.0 - rule.is_digit(*evidence).mean()
         low, high = (share, high) if flagged <= false_alarm_rate else (low, share)
-    return rule_at(errors, distances, statistics, low, false_alarm_rate)
+    return rule_at(evidence, statistics, low, false_alarm_rate)
 
 
 def rule_at(
-    errors: np.ndarray, distances: np.ndarray, statistics: PoseStatistics, share: float, rate: float
+    evidence: tuple[np.ndarray, np.ndarray, np.ndarray], statistics: PoseStatistics, share: float, rate: float
 ) -> DigitRule:
-    """The thresholds that each flag `share` of these digits."""
+    """The thresholds that each flag `share` of these digits' (errors, distances, lengths)."""
+    errors, distances, lengths = evidence
     return DigitRule(
         max_reconstruction_error=float(np.quantile(errors, 1.0 - share)),
         max_pose_distance=float(np.quantile(distances, 1.0 - share)),
+        min_capsule_length=float(np.quantile(lengths, share)),
         pose_statistics=statistics,
         false_alarm_rate=rate,
     )
+
+
+def winning_lengths(poses: np.ndarray) -> np.ndarray:
+    """(N, classes, dims) -> (N,): the longest capsule's length, the winner's probability (eq. 1)."""
+    return np.linalg.norm(np.asarray(poses), axis=-1).max(axis=-1)

@@ -38,12 +38,13 @@ def test_calibration_flags_the_chosen_share_of_the_digits_it_was_set_on() -> Non
 def test_poses_unlike_the_calibration_digits_are_far_and_flagged_even_when_redrawn_closely() -> None:
     rng = np.random.default_rng(1)
     rule = calibrate(digit_like_poses(rng, 2000), rng.gamma(4.0, 4.0, 2000), 0.02)
-    odd = digit_like_poses(rng, 3)
+    odd = digit_like_poses(rng, 4)
     odd[0, :, 0] = 0.6  # every capsule half-long: no single digit present
     odd[1, :, 5] += 0.5  # a long winner in an unusual pose
-    errors = np.zeros(3)
-    assert rule.judge(odd, errors).tolist() == [False, False, True]
-    assert rule.judge(odd[2:], np.array([rule.max_reconstruction_error + 1])).tolist() == [False]
+    odd[2] *= 0.5  # a digit's pose, but short: the model is not sure any digit is there
+    errors = np.zeros(4)
+    assert rule.judge(odd, errors).tolist() == [False, False, False, True]
+    assert rule.judge(odd[3:], np.array([rule.max_reconstruction_error + 1])).tolist() == [False]
 
 
 def test_the_rule_round_trips_through_the_card_and_is_absent_from_an_uncalibrated_one() -> None:
