@@ -1,8 +1,9 @@
 """Server processes for the load test: start, wait until ready, pause, read CPU time and memory, stop.
 
 All servers stay up for the whole run so that their points can be interleaved, but only the one
-under load runs: the others are paused (SIGSTOP to their process group), because an idle server
-is not free (LitServe's processes poll their queues) and would take CPU from the one measured.
+under load runs: the others are paused (SIGSTOP to every process of their tree, not only their
+process group: LitServe's workers leave it), because an idle server is not free (LitServe's
+processes poll their queues) and would take CPU from the one measured.
 CPU time and resident memory are summed over a server's whole process tree (read from /proc),
 because LitServe runs its inference worker in a child process: a figure of the parent alone
 would make it look cheaper than it is.
@@ -10,6 +11,7 @@ would make it look cheaper than it is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -56,24 +58,29 @@ def start(spec: ServerSpec, cwd: Path, timeout: float = 180.0) -> Server:
 
 
 def pause(server: Server) -> None:
-    os.killpg(server.process.pid, signal.SIGSTOP)
+    signal_all(process_tree(server.process.pid), signal.SIGSTOP)
 
 
 def resume(server: Server) -> None:
-    os.killpg(server.process.pid, signal.SIGCONT)
+    signal_all(process_tree(server.process.pid), signal.SIGCONT)
 
 
 def stop(server: Server) -> None:
-    """SIGTERM to the server's process group (LitServe's workers included), SIGKILL if it lingers."""
-    try:
-        resume(server)
-        os.killpg(server.process.pid, signal.SIGTERM)
+    """SIGTERM to the server's whole process tree (LitServe's workers included), SIGKILL to
+    whatever of it lingers."""
+    tree = process_tree(server.process.pid)  # before the parent exits and its children are orphaned
+    signal_all(tree, signal.SIGCONT)
+    signal_all(tree, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait()
-    except ProcessLookupError:
-        pass
+    signal_all(tree, signal.SIGKILL)
+    server.process.wait()
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def process_tree(pid: int) -> list[int]:
