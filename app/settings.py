@@ -33,7 +33,9 @@ class Settings(BaseSettings):
         "auto", description="auto: bf16 on CUDA and on CPUs with bf16 instructions, else fp32"
     )
     cpu_threads: int = Field(
-        0, ge=0, description="CPU threads of one forward pass; 0: the CPUs the process may use, less one"
+        0,
+        ge=0,
+        description="CPU threads of one forward pass; 0: the CPUs this process may use (cgroup quota)",
     )
     max_queue: int = Field(256, ge=1, description="images waiting for the model; beyond it, 503")
     max_upload_bytes: int = Field(10 * 1024 * 1024, ge=1024)

@@ -1,15 +1,12 @@
 """How many CPU threads the model's forward pass may use, and none for OpenCV's own pool.
 
 A forward pass on the CPU is split across torch's OpenMP team, whose threads wait for each other
-at every operator. When that team takes every CPU, the event loop and the preprocessing threads
-preempt one of its members in the middle of a pass and the whole team stalls until it runs again:
-on a 2-CPU machine a batch-1 pass then took 17-20 ms instead of 4.5 (docs/performance.md). So
-the team gets one CPU fewer than the process may use, leaving one to HTTP and preprocessing.
-
-"The CPUs the process may use" is what a container is given, not what the host has: torch and
-OpenCV size their pools by the host's cores, so a pod limited to 2 CPUs on a 64-core node would
-run 64 threads on 2 CPUs' worth of time. The count here honours the CPU affinity mask and the
-cgroup CPU quota (Docker's `--cpus`, a Kubernetes CPU limit).
+at every operator, so the team must not be larger than the CPUs the process really gets: torch
+sizes it by the host's cores, and a pod limited to 2 CPUs on a 64-core node would run a team of
+dozens on 2 CPUs' worth of time, each pass stalling on preempted members. The count here is what
+a container is given: the CPU affinity mask capped by the cgroup CPU quota (Docker's `--cpus`, a
+Kubernetes CPU limit). Leaving one of them to HTTP and preprocessing did not pay on 2 CPUs (the
+load test's `service-cpus-less-one`: 0.85-0.95x the requests per second), so the team takes all.
 
 OpenCV's pool is turned off: preprocessing already runs one image per threadpool thread, and its
 images are a few hundred pixels a side, too small for OpenCV to gain from splitting them.
@@ -53,8 +50,8 @@ def cgroup_cpu_quota() -> float | None:
 
 
 def forward_threads(setting: int, cpus: int) -> int:
-    """`setting` when given (> 0), else one fewer than `cpus`, at least one."""
-    return setting if setting > 0 else max(1, cpus - 1)
+    """`setting` when given (> 0), else every CPU the process may use."""
+    return setting if setting > 0 else cpus
 
 
 def configure_threads(setting: int, device: torch.device) -> int:

@@ -110,8 +110,7 @@ def print_table(results: list[Measured], rule: DigitRule) -> None:
         print(
             f"{m.group.name:27s} {kind:9s} {len(m.group.files):6d} {m.refused:7d} {median:10.1f} "
             f"{median_pose:11.0f} {100 * by_error:8.1f}% {100 * by_pose:9.1f}% {100 * by_length:8.1f}% "
-            f"{100 * share:7.1f}%  "
-            + verdict(m.group.name, share)
+            f"{100 * share:7.1f}%  " + verdict(m.group.name, share)
         )
 
 

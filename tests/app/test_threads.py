@@ -1,4 +1,4 @@
-"""The forward pass leaves a CPU to HTTP and preprocessing, counted as a container counts them."""
+"""The forward pass uses the CPUs the process may use, counted as a container counts them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from app import threads
 
 
 @pytest.mark.parametrize(
-    ("setting", "cpus", "expected"), [(0, 1, 1), (0, 2, 1), (0, 16, 15), (3, 16, 3), (4, 2, 4)]
+    ("setting", "cpus", "expected"), [(0, 1, 1), (0, 2, 2), (0, 16, 16), (3, 16, 3), (4, 2, 4)]
 )
-def test_the_forward_pass_gets_one_cpu_fewer_unless_told(setting: int, cpus: int, expected: int) -> None:
+def test_the_forward_pass_gets_every_cpu_unless_told(setting: int, cpus: int, expected: int) -> None:
     assert threads.forward_threads(setting, cpus) == expected
 
 
