@@ -117,17 +117,33 @@ def server_spec(name: str, port: int, args: argparse.Namespace) -> processes.Ser
     )
 
 
+PREPROCESS = "auto"  # the service's; set by --service-preprocess
+SENT: dict[str, int] = {}  # requests each server has been sent: where its next run starts the rotation
+
+
 def wrk(
     server: processes.Server, connections: int, duration: int, bodies: Path
 ) -> tuple[dict[str, int], float]:
-    """One wrk run; returns its RESULT line and the CPU seconds the server's processes spent."""
+    """One wrk run; returns its RESULT line and the CPU seconds the server's processes spent.
+
+    The rotation goes on from where the server's last run stopped: restarted at the first digit,
+    a short point would replay what the previous one left in the service's input cache and
+    measure the cache, not the model.
+    """
     url = f"http://127.0.0.1:{server.port}/v1/predict"
+    if server.name.startswith("service"):
+        url += f"?preprocess={PREPROCESS}"
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url]
     cpu_before = processes.cpu_seconds(server.process.pid)
-    out = subprocess.run([*cmd, "--", str(bodies), BOUNDARY], capture_output=True, text=True, check=True)
+    start = str(SENT.get(server.name, 0))
+    out = subprocess.run(
+        [*cmd, "--", str(bodies), BOUNDARY, start], capture_output=True, text=True, check=True
+    )
     cpu = processes.cpu_seconds(server.process.pid) - cpu_before
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line.removeprefix("RESULT ")), cpu
+    result = json.loads(line.removeprefix("RESULT "))
+    SENT[server.name] = SENT.get(server.name, 0) + result["requests"] + connections  # and those cut off
+    return result, cpu
 
 
 def measure(server: processes.Server, connections: int, duration: int, bodies: Path) -> Point:
@@ -228,6 +244,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for every server (default: cpu)")
     p.add_argument("--precision", default="auto", help="the service's CAPSNET_PRECISION (default: auto)")
     p.add_argument("--peer-precision", default="fp32", help="LitServe's and naive's (default: fp32)")
+    p.add_argument(
+        "--service-preprocess",
+        choices=["auto", "none"],
+        default="auto",
+        help="the service's preprocess parameter: none does what the peers do with a 28x28 digit, "
+        "decode it and feed it as it is (default: auto, the photo pipeline)",
+    )
     p.add_argument("--batch-wait-ms", type=float, default=0.0, help="CAPSNET_MAX_BATCH_WAIT_MS (default: 0)")
     p.add_argument(
         "--images", type=int, default=10_000, help="distinct MNIST test digits sent (default: all 10,000)"
@@ -276,7 +299,9 @@ def run_points(
 
 
 def main(argv: list[str] | None = None) -> None:
+    global PREPROCESS
     args = parse_args(argv)
+    PREPROCESS = args.service_preprocess
     print(
         f"# {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"device {args.device}, service precision {args.precision}, peers {args.peer_precision}"

@@ -1,8 +1,10 @@
 -- wrk script for bench/load_test.py: POSTs a different MNIST digit with every request.
 -- The multipart bodies are prepared by load_test.py: <dir>/bodies.bin holds them back to back,
 -- <dir>/bodies.idx their lengths, one per line. Run it with one wrk thread (-t1): the rotation
--- then repeats a digit only after all of them, more than the service's input cache holds.
--- Usage: wrk -t1 -s wrk_predict.lua URL -- <dir> <boundary>
+-- then repeats a digit only after all of them, more than the service's input cache holds. Each
+-- run starts at <start>, where the server's previous run stopped, so that a point never replays
+-- the digits the last one left in that cache.
+-- Usage: wrk -t1 -s wrk_predict.lua URL -- <dir> <boundary> <start>
 
 function init(args)
   local dir, boundary = args[1], args[2]
@@ -16,7 +18,7 @@ function init(args)
     position = position + n
   end
   headers = { ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }
-  counter = 0
+  counter = tonumber(args[3]) or 0
 end
 
 function request()
