@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator
 
 from app.engine import DataPlane
 from app.errors import ModelLoadFailed, ModelNotReady, Unauthorized
@@ -99,12 +99,14 @@ RETRY_AFTER = {
 }
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI `responses` for these error statuses, all in the one error format."""
+def errors(
+    *statuses: int, model: type[BaseModel] = ErrorResponse, descriptions: dict[int, str] = ERROR_STATUSES
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` for these error statuses, in one error format (/v1's by default)."""
     return {
         status: {
-            "model": ErrorResponse,
-            "description": ERROR_STATUSES[status],
+            "model": model,
+            "description": descriptions[status],
             **({"headers": RETRY_AFTER} if status == 503 else {}),
         }
         for status in statuses

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from app.deps import RETRY_AFTER, PlaneDep, SettingsDep, get_plane
+from app.deps import PlaneDep, SettingsDep, errors, get_plane
 from app.engine import DataPlane, Sample
 from app.errors import InvalidUpload, NotFound, ServiceError, TooManyImages
 from app.uploads import Upload, read_body
@@ -65,14 +65,7 @@ V2_ERROR_STATUSES = {
 
 def v2_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI `responses` for these statuses, in the protocol's error format."""
-    return {
-        status: {
-            "model": V2Error,
-            "description": V2_ERROR_STATUSES[status],
-            **({"headers": RETRY_AFTER} if status == 503 else {}),
-        }
-        for status in statuses
-    }
+    return errors(*statuses, model=V2Error, descriptions=V2_ERROR_STATUSES)
 
 
 health = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=V2Route)
