@@ -117,12 +117,18 @@ def server_spec(name: str, port: int, args: argparse.Namespace) -> processes.Ser
     )
 
 
-PREPROCESS = "auto"  # the service's; set by --service-preprocess
 SENT: dict[str, int] = {}  # requests each server has been sent: where its next run starts the rotation
 
 
+def predict_path(name: str, args: argparse.Namespace) -> str:
+    """The service is asked for `--service-preprocess`; the peers take no parameter."""
+    return (
+        f"/v1/predict?preprocess={args.service_preprocess}" if name.startswith("service") else "/v1/predict"
+    )
+
+
 def wrk(
-    server: processes.Server, connections: int, duration: int, bodies: Path
+    server: processes.Server, connections: int, duration: int, bodies: Path, path: str
 ) -> tuple[dict[str, int], float]:
     """One wrk run; returns its RESULT line and the CPU seconds the server's processes spent.
 
@@ -130,9 +136,7 @@ def wrk(
     a short point would replay what the previous one left in the service's input cache and
     measure the cache, not the model.
     """
-    url = f"http://127.0.0.1:{server.port}/v1/predict"
-    if server.name.startswith("service"):
-        url += f"?preprocess={PREPROCESS}"
+    url = f"http://127.0.0.1:{server.port}{path}"
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url]
     cpu_before = processes.cpu_seconds(server.process.pid)
     start = str(SENT.get(server.name, 0))
@@ -146,11 +150,11 @@ def wrk(
     return result, cpu
 
 
-def measure(server: processes.Server, connections: int, duration: int, bodies: Path) -> Point:
+def measure(server: processes.Server, connections: int, duration: int, bodies: Path, path: str) -> Point:
     """One point, with the server resumed for it and paused again after."""
     processes.resume(server)
     try:
-        result, cpu = wrk(server, connections, duration, bodies)
+        result, cpu = wrk(server, connections, duration, bodies, path)
     finally:
         processes.pause(server)
     done = max(result["requests"], 1)
@@ -280,11 +284,13 @@ def run_points(
     runs: dict[tuple[str, int], list[Point]] = {}
     rss: dict[str, float] = {}
     for server in servers:
-        measure(server, max(args.connections), args.warmup, bodies)  # warm-up, not reported
+        measure(
+            server, max(args.connections), args.warmup, bodies, predict_path(server.name, args)
+        )  # warm-up
     for round_ in range(args.rounds):
         for c in args.connections:
             for server in servers if round_ % 2 == 0 else servers[::-1]:
-                point = measure(server, c, args.duration, bodies)
+                point = measure(server, c, args.duration, bodies, predict_path(server.name, args))
                 runs.setdefault((server.name, c), []).append(point)
                 print(
                     f"  {server.name:<18} {c:>3} conn  {point.requests_per_s:6.0f} req/s  "
@@ -299,9 +305,7 @@ def run_points(
 
 
 def main(argv: list[str] | None = None) -> None:
-    global PREPROCESS
     args = parse_args(argv)
-    PREPROCESS = args.service_preprocess
     print(
         f"# {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"device {args.device}, service precision {args.precision}, peers {args.peer_precision}"
