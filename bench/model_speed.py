@@ -6,7 +6,8 @@ size. Inference: `class_scores` under `torch.inference_mode` for batch sizes 1 t
     python bench/model_speed.py [--device auto] [--seconds 3] [--compile] [--amp]
 
 `--amp` times training under bf16 autocast, as `capsnet-train --amp` runs it (the convolutions
-in bf16, the capsules fp32); inference is always fp32, as the service runs it.
+in bf16, the capsules fp32); inference here is fp32 (`bench/precision_by_batch.py` times the
+service's own pass in fp32 and in bf16).
 """
 
 from __future__ import annotations
