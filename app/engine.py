@@ -141,20 +141,24 @@ class DataPlane:
         new = {key: image for key, image in zip(keys, images, strict=True) if key not in found}
         if new:
             results = await self.batcher.infer(np.stack(list(new.values())))
-            for (key, image), result in zip(new.items(), results, strict=True):
-                found[key] = self.sample_from(key, image, result)
+            for (key, image), result, verdict in zip(
+                new.items(), results, self.verdicts(results), strict=True
+            ):
+                found[key] = Sample(
+                    key, image, result.poses, result.lengths, result.reconstruction_error, verdict
+                )
                 self.samples.put(key, found[key])
         samples = [found[key] for key in keys]
         self.metrics.non_digits.inc(sum(sample.is_digit is False for sample in samples))
         return samples
 
-    def sample_from(self, key: str, image: np.ndarray, result: Inference) -> Sample:
-        """A model output with the card's digit check applied (None when the card has none)."""
-        poses, lengths, error = result.poses, result.lengths, result.reconstruction_error
+    def verdicts(self, results: list[Inference]) -> list[bool | None]:
+        """The card's digit check on a whole batch of outputs at once (None when the card has none)."""
         if self.digit_rule is None:
-            return Sample(key, image, poses, lengths, error, None)
-        [verdict] = self.digit_rule.judge(poses[None], np.array([error]))
-        return Sample(key, image, poses, lengths, error, bool(verdict))
+            return [None] * len(results)
+        poses = np.stack([r.poses for r in results])
+        errors = np.array([r.reconstruction_error for r in results])
+        return [bool(v) for v in self.digit_rule.judge(poses, errors)]
 
     def refuse_non_digits(self, samples: list[Sample]) -> None:
         """`reject_non_digits=true`: a 422 naming every input the digit check flagged."""
