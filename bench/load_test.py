@@ -117,9 +117,6 @@ def server_spec(name: str, port: int, args: argparse.Namespace) -> processes.Ser
     )
 
 
-SENT: dict[str, int] = {}  # requests each server has been sent: where its next run starts the rotation
-
-
 def predict_path(name: str, args: argparse.Namespace) -> str:
     """The service is asked for `--service-preprocess`; the peers take no parameter."""
     return (
@@ -128,7 +125,7 @@ def predict_path(name: str, args: argparse.Namespace) -> str:
 
 
 def wrk(
-    server: processes.Server, connections: int, duration: int, bodies: Path, path: str
+    server: processes.Server, connections: int, duration: int, bodies: Path, path: str, sent: dict[str, int]
 ) -> tuple[dict[str, int], float]:
     """One wrk run; returns its RESULT line and the CPU seconds the server's processes spent.
 
@@ -139,22 +136,24 @@ def wrk(
     url = f"http://127.0.0.1:{server.port}{path}"
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(LUA), url]
     cpu_before = processes.cpu_seconds(server.process.pid)
-    start = str(SENT.get(server.name, 0))
+    start = str(sent.get(server.name, 0))
     out = subprocess.run(
         [*cmd, "--", str(bodies), BOUNDARY, start], capture_output=True, text=True, check=True
     )
     cpu = processes.cpu_seconds(server.process.pid) - cpu_before
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
-    SENT[server.name] = SENT.get(server.name, 0) + result["requests"] + connections  # and those cut off
+    sent[server.name] = sent.get(server.name, 0) + result["requests"] + connections  # and those cut off
     return result, cpu
 
 
-def measure(server: processes.Server, connections: int, duration: int, bodies: Path, path: str) -> Point:
+def measure(
+    server: processes.Server, connections: int, duration: int, bodies: Path, path: str, sent: dict[str, int]
+) -> Point:
     """One point, with the server resumed for it and paused again after."""
     processes.resume(server)
     try:
-        result, cpu = wrk(server, connections, duration, bodies, path)
+        result, cpu = wrk(server, connections, duration, bodies, path, sent)
     finally:
         processes.pause(server)
     done = max(result["requests"], 1)
@@ -283,18 +282,21 @@ def run_points(
     returns the rounds' mean per point and each server's resident memory after its last point."""
     runs: dict[tuple[str, int], list[Point]] = {}
     rss: dict[str, float] = {}
+    sent: dict[str, int] = {}  # requests sent to each server: where its next point goes on rotating
+
+    def point(server: processes.Server, connections: int, duration: int) -> Point:
+        return measure(server, connections, duration, bodies, predict_path(server.name, args), sent)
+
     for server in servers:
-        measure(
-            server, max(args.connections), args.warmup, bodies, predict_path(server.name, args)
-        )  # warm-up
+        point(server, max(args.connections), args.warmup)  # warm-up, not reported
     for round_ in range(args.rounds):
         for c in args.connections:
             for server in servers if round_ % 2 == 0 else servers[::-1]:
-                point = measure(server, c, args.duration, bodies, predict_path(server.name, args))
-                runs.setdefault((server.name, c), []).append(point)
+                result = point(server, c, args.duration)
+                runs.setdefault((server.name, c), []).append(result)
                 print(
-                    f"  {server.name:<18} {c:>3} conn  {point.requests_per_s:6.0f} req/s  "
-                    f"p50 {point.p50_ms:6.1f}  p99 {point.p99_ms:6.1f} ms",
+                    f"  {server.name:<18} {c:>3} conn  {result.requests_per_s:6.0f} req/s  "
+                    f"p50 {result.p50_ms:6.1f}  p99 {result.p99_ms:6.1f} ms",
                     flush=True,
                 )
                 if c == max(args.connections):
