@@ -16,8 +16,8 @@ import numpy as np
 from app.errors import InvalidImage, NoDigitFound
 from app.imaging.decode import decode, to_grey
 from app.imaging.ink import MIN_CONTRAST, find_ink
-from app.imaging.layout import Layout, centre_by_mass, fit_box
-from app.imaging.strokes import erase_lines, select_digit, thicken
+from app.imaging.layout import Layout, centre_by_mass, fit_box, in_layout
+from app.imaging.strokes import MNIST_STROKE, THIN, erase_lines, select_digit, thicken
 
 Preprocess = Literal["auto", "none"]
 __all__ = ["Layout", "Preprocess", "prepare"]
@@ -40,7 +40,12 @@ def as_is(grey: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def mnist_style(grey: np.ndarray, layout: Layout) -> np.ndarray:
-    """Ink found and flattened, lines and specks dropped, the digit cropped, MNIST's layout."""
+    """Ink found and flattened, lines and specks dropped, the digit cropped, MNIST's layout; a digit
+    already in that layout (an MNIST digit, say, or one inverted) as it is."""
+    if grey.shape == (layout.size, layout.size):
+        for candidate in (grey, 1.0 - grey):
+            if in_layout(candidate, layout, THIN * MNIST_STROKE):
+                return candidate.astype(np.float32)
     ink = erase_lines(find_ink(grey))
     digit = select_digit(ink)
     strokes = digit > 0

@@ -33,6 +33,28 @@ def test_mnist_digits_pass_through_essentially_unchanged(
         assert np.abs(out - image / 255.0).mean() < 0.01
 
 
+def test_a_digit_already_in_mnist_layout_reaches_the_model_untouched(
+    mnist: Mnist, png_bytes: Callable[..., bytes]
+) -> None:
+    for image in mnist.test.images[:20]:
+        expected = image / np.float32(255)
+        assert np.allclose(prepare(png_bytes(image), "auto", MAX_PIXELS), expected, atol=1e-6)
+        assert np.allclose(prepare(png_bytes(255 - image), "auto", MAX_PIXELS), expected, atol=1e-6)
+
+
+def test_a_digit_out_of_mnist_layout_is_laid_out_again(mnist: Mnist, png_bytes: Callable[..., bytes]) -> None:
+    image = mnist.test.images[0]
+    shifted = np.roll(image, (3, -3), axis=(0, 1))  # off centre, still 28x28 on black
+    dim = (image * 0.5).astype(np.uint8)  # faint ink
+    for moved in (shifted, dim):
+        out = prepare(png_bytes(moved), "auto", MAX_PIXELS)
+        assert not np.allclose(out, moved / 255.0, atol=1e-3)
+        mass = out.sum()
+        centre = (out.sum(axis=1) @ np.arange(28) / mass, out.sum(axis=0) @ np.arange(28) / mass)
+        assert np.abs(np.array(centre) - 14).max() <= 0.5
+        assert np.percentile(out[out > 0], 90) > 0.9
+
+
 def test_dark_on_light_is_inverted(mnist: Mnist, png_bytes: Callable[..., bytes]) -> None:
     image = mnist.test.images[0]
     light = prepare(png_bytes(255 - image), "auto", MAX_PIXELS)
