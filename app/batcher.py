@@ -11,7 +11,7 @@ queue not empty when a pass ends) may the next batch wait up to `max_wait_s` mor
 A failed pass fails every future of its batch. The data plane's admission bounds what is queued
 here (images and decoder work alike), so the queue never fills. Decoder work (reconstructions,
 tweak grids) runs on the same thread, so only one thread ever touches the model, in the
-configured precision.
+configured precision (under `auto` on a CPU, fp32 for passes of a few images).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from app.errors import ModelNotReady
 from app.metrics import Metrics
 from model.capsnet import CapsNet
 from model.nondigit import poses_and_errors
-from model.precision import Precision, autocast
+from model.precision import ServingPrecision
 
 log = logging.getLogger("capsnet.serve")
 T = TypeVar("T")
@@ -60,9 +60,10 @@ class Batcher:
         max_batch_size: int = 32,
         max_wait_s: float = 0.0,
         max_queue: int = 256,
-        precision: Precision = "fp32",
+        precision: ServingPrecision | None = None,
     ) -> None:
-        self.model, self.device, self.metrics, self.precision = model, device, metrics, precision
+        self.model, self.device, self.metrics = model, device, metrics
+        self.precision = precision or ServingPrecision(model, device, "fp32")
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
         self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsnet-model")
@@ -92,15 +93,16 @@ class Batcher:
         self.metrics.queue_depth.set(self._queue.qsize())
         return list(await asyncio.gather(*futures))
 
-    async def run(self, work: Callable[[CapsNet, torch.device], T]) -> T:
-        """Runs `work(model, device)` on the model's thread under inference mode and the precision."""
+    async def run(self, work: Callable[[CapsNet, torch.device], T], images: int = 1) -> T:
+        """Runs `work(model, device)` on the model's thread under inference mode, in the precision
+        for a pass of `images` images."""
         start = time.perf_counter()
-        result = await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work, images)
         self.metrics.inference.observe(time.perf_counter() - start)
         return result
 
-    def _call(self, work: Callable[[CapsNet, torch.device], T]) -> T:
-        with torch.inference_mode(), autocast(self.device, self.precision):
+    def _call(self, work: Callable[[CapsNet, torch.device], T], images: int) -> T:
+        with torch.inference_mode(), self.precision.region(images):
             result = work(self.model, self.device)
         if self.device.type == "cuda":
             self.metrics.gpu_memory.set(torch.cuda.memory_allocated(self.device))
@@ -145,7 +147,7 @@ class Batcher:
             self.metrics.queue_wait.observe(started - job.enqueued)
         self.metrics.batch_size.observe(len(jobs))
         try:
-            results = await self.run(forward(np.stack([job.image for job in jobs])))  # (B, 28, 28) in
+            results = await self.run(forward(np.stack([job.image for job in jobs])), len(jobs))
             if len(results) != len(jobs):
                 raise RuntimeError(f"the model returned {len(results)} results for {len(jobs)} images")
         except asyncio.CancelledError:

@@ -136,6 +136,10 @@ class ModelInfo(BaseModel):
     precision: Literal["fp32", "bf16"] = Field(
         description="what the convolutions compute in (bf16: autocast; capsules and routing stay fp32)"
     )
+    fp32_below_batch: int = Field(
+        description="forward passes of fewer images than this run in fp32 (1: none); under "
+        "CAPSNET_PRECISION=auto on a CPU, the small passes for which bf16 is slower"
+    )
     cpu_threads: int = Field(description="threads of one forward pass on the CPU (CAPSNET_CPU_THREADS)")
     weights_sha256: str
     labels: list[str] | None

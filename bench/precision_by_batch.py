@@ -21,7 +21,6 @@ import torch
 from app.batcher import forward
 from app.loading import load_model
 from app.settings import Settings
-from model.precision import autocast
 
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -46,7 +45,7 @@ def pass_ms(precision: str, repeats: int) -> dict[int, float]:
         work = forward(images[:batch])
 
         def run() -> object:
-            with torch.inference_mode(), autocast(loaded.device, loaded.precision):
+            with torch.inference_mode(), loaded.precision.region(batch):
                 return work(loaded.model, loaded.device)
 
         return run

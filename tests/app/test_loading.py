@@ -10,10 +10,12 @@ import logging
 import numpy as np
 import pytest
 
+import model.precision as precision_module
 from app.loading import GEN0_THRESHOLD, UnservableWeights, load_model
 from app.settings import Settings
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import model_card_path, save_weights
+from model.precision import CPU_FP32_BELOW
 
 
 def test_model_info_names_the_precision_and_bf16_predicts_like_fp32(
@@ -23,7 +25,8 @@ def test_model_info_names_the_precision_and_bf16_predicts_like_fp32(
     scores = {}
     for precision in ("fp32", "bf16"):
         client = make_client(precision=precision)
-        assert client.get("/v1/model").json()["precision"] == precision
+        info = client.get("/v1/model").json()
+        assert info["precision"] == precision and info["fp32_below_batch"] == 1
         [p] = client.post("/v1/predict", files=files).json()["predictions"]
         scores[precision] = np.array(p["scores"])
     assert np.allclose(scores["bf16"], scores["fp32"], atol=2e-2)
@@ -54,3 +57,16 @@ def test_weights_the_service_cannot_feed_fail_at_load_with_the_reason(tmp_path) 
     settings = Settings(weights=weights, device="cpu")
     with pytest.raises(UnservableWeights, match="3 input channels; the service feeds 1"):
         load_model(settings)
+
+
+def test_auto_on_a_bf16_cpu_serves_a_lone_image_in_fp32_and_says_so(
+    make_client, png_bytes, digit_image, monkeypatch
+) -> None:
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    files = {"file": ("d.png", png_bytes(digit_image), "image/png")}
+    client = make_client(precision="auto")
+    info = client.get("/v1/model").json()
+    assert (info["precision"], info["fp32_below_batch"]) == ("bf16", CPU_FP32_BELOW)
+    [auto] = client.post("/v1/predict", files=files).json()["predictions"]
+    [fp32] = make_client(precision="fp32").post("/v1/predict", files=files).json()["predictions"]
+    assert auto["scores"] == fp32["scores"]

@@ -7,7 +7,7 @@ import torch
 
 import model.precision as precision_module
 from model.capsnet import CapsNet, CapsNetConfig
-from model.precision import autocast, resolve_precision, store_convolutions_in
+from model.precision import CPU_FP32_BELOW, ServingPrecision, autocast, fp32_below, resolve_precision
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
@@ -51,8 +51,37 @@ def test_bf16_convolution_weights_stored_once_give_exactly_what_autocast_gives()
     images = torch.rand(3, 1, 28, 28)
     with torch.inference_mode(), autocast(torch.device("cpu"), "bf16"):
         expected = model.poses(images)
-        store_convolutions_in(model, "bf16")
+    precision = ServingPrecision(model, torch.device("cpu"), "bf16")
+    with torch.inference_mode(), precision.region(3):
         stored = model.poses(images)
     assert model.conv1.weight.dtype == model.primary.conv.weight.dtype == torch.bfloat16
     assert model.digits.weight.dtype == torch.float32
     assert torch.equal(stored, expected)
+
+
+def test_small_passes_run_in_fp32_and_large_ones_in_bf16_back_and_forth() -> None:
+    torch.manual_seed(0)
+    model = CapsNet(CapsNetConfig(conv1_channels=16, primary_types=4)).eval()
+    images = torch.rand(CPU_FP32_BELOW, 1, 28, 28)
+    with torch.inference_mode():
+        fp32 = model.poses(images[:1])
+        with autocast(torch.device("cpu"), "bf16"):
+            bf16 = model.poses(images)
+    precision = ServingPrecision(model, torch.device("cpu"), "bf16", fp32_below=CPU_FP32_BELOW)
+    for _ in range(2):
+        with torch.inference_mode(), precision.region(1):
+            assert model.primary.conv.weight.dtype == torch.float32
+            assert torch.equal(model.poses(images[:1]), fp32)
+        with torch.inference_mode(), precision.region(CPU_FP32_BELOW):
+            assert model.primary.conv.weight.dtype == torch.bfloat16
+            assert torch.equal(model.poses(images), bf16)
+    assert precision.for_batch(CPU_FP32_BELOW - 1) == "fp32" and precision.for_batch(32) == "bf16"
+
+
+def test_only_auto_on_a_bf16_cpu_runs_small_passes_in_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert fp32_below("auto", cpu) == CPU_FP32_BELOW > 1
+    assert fp32_below("bf16", cpu) == fp32_below("fp32", cpu) == fp32_below("auto", gpu) == 1
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    assert fp32_below("auto", cpu) == 1
