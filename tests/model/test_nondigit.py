@@ -14,7 +14,7 @@ from model.calibrate import halves, run
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import model_card_path, save_weights
 from model.data import Mnist
-from model.nondigit import CARD_KEY, DigitRule, calibrate, poses_and_errors
+from model.nondigit import CARD_KEY, DigitRule, PoseStatistics, calibrate, poses_and_errors
 
 
 def digit_like_poses(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -89,3 +89,24 @@ def test_calibrate_command_sets_the_thresholds_on_even_test_images_and_writes_th
 def test_a_false_alarm_rate_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="false_alarm_rate"):
         calibrate(np.ones((10, 10, 16)), np.ones(10), 1.5)
+
+
+def test_the_pose_distance_is_the_squared_mahalanobis_distance_to_the_nearest_class_mean() -> None:
+    rng = np.random.default_rng(1)
+    statistics = PoseStatistics.fit(digit_like_poses(rng, 2000))
+    poses = digit_like_poses(rng, 7)
+    expected = np.array(
+        [
+            min(
+                sum(
+                    (pose[j] - statistics.means[c, j])
+                    @ statistics.precisions[j]
+                    @ (pose[j] - statistics.means[c, j])
+                    for j in range(10)
+                )
+                for c in range(10)
+            )
+            for pose in poses
+        ]
+    )
+    np.testing.assert_allclose(statistics.distances(poses), expected, rtol=1e-9)
