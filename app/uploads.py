@@ -34,11 +34,7 @@ class Upload:
 
 async def read_images(request: Request, settings: Settings) -> list[Upload]:
     limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(
-            f"the body is {declared} bytes; the limit is {limit}", {"max_upload_bytes": limit}
-        )
+    declared = refuse_declared_over(request, limit, "max_upload_bytes")
     if declared == "0":
         raise EmptyUpload("the body is empty: send multipart field 'file' or JSON {\"images\": [...]}")
     content_type = media_type(request)
@@ -75,12 +71,18 @@ def is_json(content_type: str) -> bool:
 
 async def read_body(request: Request, limit: int, limit_name: str = "max_upload_bytes") -> bytes:
     """A whole body that is not an upload of files (JSON, a V2 request), within `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadTooLarge(f"the body is {declared} bytes; the limit is {limit}", {limit_name: limit})
+    refuse_declared_over(request, limit, limit_name)
     if request.headers.get("content-encoding", "identity") != "identity":
         raise InvalidUpload("compressed request bodies are not accepted; send the body as it is")
     return b"".join([chunk async for chunk in counted(request.stream(), limit, limit_name)])
+
+
+def refuse_declared_over(request: Request, limit: int, limit_name: str) -> str | None:
+    """413 before reading a body whose Content-Length is over `limit`; returns the header."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(f"the body is {declared} bytes; the limit is {limit}", {limit_name: limit})
+    return declared
 
 
 async def counted(
