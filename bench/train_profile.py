@@ -12,10 +12,11 @@ most device time and the host calls with the most CPU time.
 from __future__ import annotations
 
 import argparse
-import time
 from argparse import Namespace
+from functools import partial
 
 import torch
+from epoch_time import synchronize, timed  # bench/epoch_time.py, beside this script
 
 from model.capsnet import CapsNet
 from model.data import load_mnist
@@ -24,11 +25,6 @@ from model.training.batches import make_loader, set_epoch
 from model.training.compiled import COMPILE_MODES, compile_in_place
 from model.training.distributed import Distributed
 from model.training.loop import train_one_epoch, train_step
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
@@ -54,11 +50,9 @@ def main() -> None:
         loader = make_loader(train, 128, 0, single, device)
         for epoch in range(args.epochs):
             set_epoch(loader, 0, epoch)
-            synchronize(device)
-            start = time.perf_counter()
-            train_one_epoch(model, loader, optimizer, model.config, device, loop_args, epoch, single)
-            synchronize(device)
-            print(f"Adam fused={fused}: epoch {epoch + 1} {time.perf_counter() - start:.3f} s", flush=True)
+            one_epoch = partial(train_one_epoch, model, loader, optimizer, model.config, device, loop_args)
+            seconds = timed(partial(one_epoch, epoch, single), device)
+            print(f"Adam fused={fused}: epoch {epoch + 1} {seconds:.3f} s", flush=True)
     images, labels = (t.to(device) for t in next(iter(loader)))
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
