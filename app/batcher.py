@@ -11,7 +11,7 @@ queue not empty when a pass ends) may the next batch wait up to `max_wait_s` mor
 A failed pass fails every future of its batch. The data plane's admission bounds what is queued
 here (images and decoder work alike), so the queue never fills. Decoder work (reconstructions,
 tweak grids) runs on the same thread, so only one thread ever touches the model, in the
-configured precision (under `auto` on a CPU, fp32 for passes of a few images).
+served precision.
 """
 
 from __future__ import annotations
@@ -93,16 +93,15 @@ class Batcher:
         self.metrics.queue_depth.set(self._queue.qsize())
         return list(await asyncio.gather(*futures))
 
-    async def run(self, work: Callable[[CapsNet, torch.device], T], images: int = 1) -> T:
-        """Runs `work(model, device)` on the model's thread under inference mode, in the precision
-        for a pass of `images` images."""
+    async def run(self, work: Callable[[CapsNet, torch.device], T]) -> T:
+        """Runs `work(model, device)` on the model's thread under inference mode, in the served precision."""
         start = time.perf_counter()
-        result = await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work, images)
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, self._call, work)
         self.metrics.inference.observe(time.perf_counter() - start)
         return result
 
-    def _call(self, work: Callable[[CapsNet, torch.device], T], images: int) -> T:
-        with torch.inference_mode(), self.precision.region(images):
+    def _call(self, work: Callable[[CapsNet, torch.device], T]) -> T:
+        with torch.inference_mode(), self.precision.region():
             result = work(self.model, self.device)
         if self.device.type == "cuda":
             self.metrics.gpu_memory.set(torch.cuda.memory_allocated(self.device))
@@ -147,7 +146,7 @@ class Batcher:
             self.metrics.queue_wait.observe(started - job.enqueued)
         self.metrics.batch_size.observe(len(jobs))
         try:
-            results = await self.run(forward(np.stack([job.image for job in jobs])), len(jobs))
+            results = await self.run(forward(np.stack([job.image for job in jobs])))
             if len(results) != len(jobs):
                 raise RuntimeError(f"the model returned {len(results)} results for {len(jobs)} images")
         except asyncio.CancelledError:

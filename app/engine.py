@@ -116,7 +116,7 @@ class DataPlane:
         """The decoder's drawing of each sample's predicted digit: (N, side, side) in [0, 1]."""
         async with self.admission.admit(pixels=len(samples) * self.geometry.side**2):
             poses = np.stack([s.poses for s in samples])
-            return await self.batcher.run(decode_predicted(poses), len(samples))
+            return await self.batcher.run(decode_predicted(poses))
 
     async def _prepare(self, files: list[Upload], preprocess: Preprocess) -> np.ndarray:
         """Decodes and preprocesses off the event loop -> (N, side, side) on 256 levels."""

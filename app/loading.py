@@ -30,7 +30,7 @@ from model.checkpoint import CheckpointError, card_mismatch, load_weights, read_
 from model.data import sha256_file
 from model.device import resolve_device
 from model.nondigit import CARD_KEY
-from model.precision import ServingPrecision, fp32_below, resolve_precision
+from model.precision import ServingPrecision, resolve_precision
 
 log = logging.getLogger("capsnet.serve")
 GEN0_THRESHOLD = 10_000  # allocations (net of frees) between young collections; Python's default is 700
@@ -51,14 +51,9 @@ def load_model(settings: Settings) -> LoadedModel:
     model = load_weights(settings.weights, device)
     ensure_servable(model.config, settings.weights)
     sha256 = sha256_file(settings.weights)
-    info = describe(model, device, settings.weights, sha256)  # before the convolutions' bf16 copies
-    precision = ServingPrecision(
-        model,
-        device,
-        resolve_precision(settings.precision, device),
-        fp32_below(settings.precision, device),
-    )
-    info.update(precision=precision.precision, fp32_below_batch=precision.fp32_below)
+    info = describe(model, device, settings.weights, sha256)  # before the convolutions are readied
+    precision = ServingPrecision(model, device, resolve_precision(settings.precision, device))
+    info["precision"] = precision.precision
     if info["card_warning"]:
         log.warning("%s", info["card_warning"])
     info["cpu_threads"] = configure_threads(settings.cpu_threads, device)
@@ -70,7 +65,7 @@ def load_model(settings: Settings) -> LoadedModel:
         settings.weights,
         sha256,
         device,
-        describe_precision(precision),
+        precision.describe(),
         seconds,
     )
     return LoadedModel(model, device, precision, info, seconds)
@@ -80,35 +75,24 @@ class WarmUpFailed(RuntimeError):
     """The weights load but do not compute: serving them would answer garbage."""
 
 
-def describe_precision(precision: ServingPrecision) -> str:
-    if precision.fp32_below <= 1:
-        return precision.precision
-    return f"{precision.precision} (fp32 for passes under {precision.fp32_below} images)"
-
-
 def warm_up(model: CapsNet, precision: ServingPrecision, batch_size: int) -> None:
-    """One pass at the largest batch size first, so the first request pays no allocation cost, then
-    one of a single image where that runs in another precision.
+    """One pass at the largest batch size, so the first request pays no allocation cost.
 
-    Their outputs must be finite: weights holding NaN or infinity load without complaint, and would
+    Its outputs must be finite: weights holding NaN or infinity load without complaint, and would
     otherwise answer every request with `null` scores.
     """
     side = model.config.image_size
-    sizes = [batch_size] + ([1] if precision.for_batch(1) != precision.for_batch(batch_size) else [])
-    for size in sizes:
-        with torch.inference_mode(), precision.region(size):
-            images = torch.full((size, 1, side, side), 0.5, device=precision.device)
-            poses = model.poses(images)
-            outputs = {
-                "scores": poses.norm(dim=-1),
-                "reconstructions": model.reconstruct(poses),
-                "tweak grid": model.tweak_grid(poses[0], digit=0),
-            }
-        for name, values in outputs.items():
-            if not torch.isfinite(values).all():
-                raise WarmUpFailed(
-                    f"the warm-up pass gave non-finite {name}: the weights hold NaN or infinity"
-                )
+    with torch.inference_mode(), precision.region():
+        images = torch.full((batch_size, 1, side, side), 0.5, device=precision.device)
+        poses = model.poses(images)
+        outputs = {
+            "scores": poses.norm(dim=-1),
+            "reconstructions": model.reconstruct(poses),
+            "tweak grid": model.tweak_grid(poses[0], digit=0),
+        }
+    for name, values in outputs.items():
+        if not torch.isfinite(values).all():
+            raise WarmUpFailed(f"the warm-up pass gave non-finite {name}: the weights hold NaN or infinity")
 
 
 class UnservableWeights(CheckpointError):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app import png
+from app import links, png
 from app.engine import TweakPng, decode_poses, tweak_grid
 from app.errors import ServiceError
 from app.imaging import Layout, prepare
@@ -28,7 +28,7 @@ from model.capsnet import CapsNet
 from model.checkpoint import CheckpointError, load_weights, read_model_card
 from model.device import DeviceUnavailable, resolve_device
 from model.nondigit import DigitRule, poses_and_errors
-from model.precision import PRECISIONS, Precision, autocast, resolve_precision
+from model.precision import PRECISIONS, ServingPrecision, resolve_precision
 
 DEFAULTS = Settings.model_fields
 
@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def classify(
     model: CapsNet,
     device: torch.device,
-    precision: Precision,
+    precision: ServingPrecision,
     paths: list[Path],
     preprocess: str,
     layout: Layout,
@@ -95,14 +95,15 @@ def classify(
     results = []
     for path in paths:
         try:
-            results.append(Result(path, image=prepare(path.read_bytes(), preprocess, max_pixels, layout)))
+            image = links.quantise(prepare(path.read_bytes(), preprocess, max_pixels, layout))  # as served
+            results.append(Result(path, image=image))
         except (ServiceError, OSError) as e:
             results.append(Result(path, error=e))
     readable = [r.image for r in results if r.error is None]
     if not readable:
         return results
     batch = torch.from_numpy(np.stack(readable)).unsqueeze(1).to(device)  # (B, 1, H, W)
-    with torch.inference_mode(), autocast(device, precision):
+    with torch.inference_mode(), precision.region():
         poses, errors = (t.float().cpu().numpy() for t in poses_and_errors(model, batch))  # (B, 10, 16), (B,)
     verdicts = [None] * len(poses) if rule is None else rule.judge(poses, errors).tolist()
     outputs = iter(zip(poses, errors.tolist(), verdicts, strict=True))
@@ -114,11 +115,16 @@ def judged(result: Result, poses: np.ndarray, error: float, is_digit: bool | Non
 
 
 def save_pngs(
-    model: CapsNet, device: torch.device, precision: Precision, result: Result, out_dir: Path, scale: int
+    model: CapsNet,
+    device: torch.device,
+    precision: ServingPrecision,
+    result: Result,
+    out_dir: Path,
+    scale: int,
 ) -> list[Path]:
     """The input the model saw, its reconstruction and its tweak grid, as the service draws them."""
     digit = int(result.scores.argmax())
-    with torch.inference_mode(), autocast(device, precision):
+    with torch.inference_mode(), precision.region():
         reconstruction = decode_poses(result.poses[None], digit)(model, device)
         grid = tweak_grid(result.poses, digit, TweakPng(dims=tuple(range(result.poses.shape[-1]))))(
             model, device
@@ -170,8 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("capsnet-predict: --top-k must be 1-10")
     try:
         device = resolve_device(args.device)
-        precision = resolve_precision(args.precision, device)
         model = load_weights(args.weights, device)
+        precision = ServingPrecision(model, device, resolve_precision(args.precision, device))
     except (CheckpointError, DeviceUnavailable, RuntimeError) as e:  # RuntimeError: a bad device name
         sys.exit(f"capsnet-predict: {e}")
     layout = Layout.of_weights(model.config.to_dict(), args.weights)

@@ -134,11 +134,7 @@ class ModelInfo(BaseModel):
     device: str
     dtype: str = Field(description="the stored weights' dtype")
     precision: Literal["fp32", "bf16"] = Field(
-        description="what the convolutions compute in (bf16: autocast; capsules and routing stay fp32)"
-    )
-    fp32_below_batch: int = Field(
-        description="forward passes of fewer images than this run in fp32 (1: none); under "
-        "CAPSNET_PRECISION=auto on a CPU, the small passes for which bf16 is slower"
+        description="what the convolutions compute in (capsules, routing and decoder stay fp32)"
     )
     cpu_threads: int = Field(description="threads of one forward pass on the CPU (CAPSNET_CPU_THREADS)")
     weights_sha256: str

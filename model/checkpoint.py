@@ -93,7 +93,6 @@ def card_mismatch(weights_path: Path, card: dict[str, Any], sha256: str) -> str 
     return None
 
 
-
 def read_model_card(weights_path: Path) -> dict[str, Any]:
     """The JSON card beside the weights, or the header stored in the weights if there is none."""
     card_path = model_card_path(weights_path)

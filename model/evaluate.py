@@ -30,7 +30,7 @@ from model.capsnet import CapsNet
 from model.checkpoint import CheckpointError, load_weights, model_card_path, read_model_card, write_model_card
 from model.data import DataError, Split, load_mnist, sha256_file
 from model.device import DeviceUnavailable, resolve_device
-from model.precision import Precision, autocast
+from model.precision import Precision, ServingPrecision
 
 DEFAULT_WEIGHTS = Path("weights/capsnet-mnist.safetensors")
 
@@ -39,11 +39,13 @@ DEFAULT_WEIGHTS = Path("weights/capsnet-mnist.safetensors")
 def predict(
     model: CapsNet, split: Split, device: torch.device, precision: Precision = "fp32", batch_size: int = 500
 ) -> np.ndarray:
-    """Predicted digit (the longest capsule) for every image of the split, as served in `precision`."""
+    """Predicted digit (the longest capsule) for every image of the split, as served in `precision`
+    (`model` is readied for it in place, as the service readies the model it serves)."""
     images, _ = split.tensors()
     predictions = []
+    serving = ServingPrecision(model, device, precision)
     # a bar on a terminal only (disable=None), kept on screen, counting images
-    with autocast(device, precision), tqdm(total=len(split), unit="img", disable=None) as bar:
+    with serving.region(), tqdm(total=len(split), unit="img", disable=None) as bar:
         for start in range(0, len(split), batch_size):
             batch = images[start : start + batch_size].to(device)
             predictions.append(model.class_scores(batch).argmax(1).cpu())

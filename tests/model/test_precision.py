@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 import model.precision as precision_module
 from model.capsnet import CapsNet, CapsNetConfig
-from model.precision import CPU_FP32_BELOW, ServingPrecision, autocast, fp32_below, resolve_precision
+from model.packed_conv import PackedConv2d
+from model.precision import ServingPrecision, autocast, packs_bf16, resolve_precision
 
 
 @pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
@@ -45,43 +48,63 @@ def test_bf16_runs_the_convolutions_in_bf16_and_keeps_the_capsules_fp32() -> Non
     assert torch.allclose(poses, reference, atol=2e-2)
 
 
-def test_bf16_convolution_weights_stored_once_give_exactly_what_autocast_gives() -> None:
+needs_packing = pytest.mark.skipif(
+    not packs_bf16(torch.device("cpu")), reason="needs a CPU with bf16 instructions and oneDNN"
+)
+
+
+def test_where_nothing_packs_bf16_weights_stored_once_give_exactly_what_autocast_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(precision_module, "packs_bf16", lambda device: False)  # as on a GPU
     torch.manual_seed(0)
     model = CapsNet(CapsNetConfig(conv1_channels=16, primary_types=4)).eval()
     images = torch.rand(3, 1, 28, 28)
     with torch.inference_mode(), autocast(torch.device("cpu"), "bf16"):
         expected = model.poses(images)
     precision = ServingPrecision(model, torch.device("cpu"), "bf16")
-    with torch.inference_mode(), precision.region(3):
+    with torch.inference_mode(), precision.region():
         stored = model.poses(images)
+    assert not precision.packed
     assert model.conv1.weight.dtype == model.primary.conv.weight.dtype == torch.bfloat16
     assert model.digits.weight.dtype == torch.float32
     assert torch.equal(stored, expected)
 
 
-def test_small_passes_run_in_fp32_and_large_ones_in_bf16_back_and_forth() -> None:
+@needs_packing
+@pytest.mark.parametrize("batch", [1, 5])
+def test_a_packed_convolution_computes_the_bf16_convolution_at_any_batch_size(batch: int) -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 24, kernel_size=5, stride=2)
+    packed = PackedConv2d(conv, (1, 16, 20, 20))
+    x = torch.rand(batch, 16, 20, 20)
+    with torch.inference_mode():
+        expected = F.conv2d(x.bfloat16(), conv.weight.bfloat16(), conv.bias.bfloat16(), stride=2)
+        got = packed(x)
+    assert got.dtype == torch.bfloat16 and got.shape == expected.shape
+    assert torch.allclose(got.float(), expected.float(), atol=2e-2, rtol=2e-2)
+
+
+@needs_packing
+def test_bf16_on_a_bf16_cpu_packs_every_convolution_and_keeps_the_capsules_fp32() -> None:
     torch.manual_seed(0)
     model = CapsNet(CapsNetConfig(conv1_channels=16, primary_types=4)).eval()
-    images = torch.rand(CPU_FP32_BELOW, 1, 28, 28)
+    images = torch.rand(3, 1, 28, 28)
     with torch.inference_mode():
-        fp32 = model.poses(images[:1])
-        with autocast(torch.device("cpu"), "bf16"):
-            bf16 = model.poses(images)
-    precision = ServingPrecision(model, torch.device("cpu"), "bf16", fp32_below=CPU_FP32_BELOW)
-    for _ in range(2):
-        with torch.inference_mode(), precision.region(1):
-            assert model.primary.conv.weight.dtype == torch.float32
-            assert torch.equal(model.poses(images[:1]), fp32)
-        with torch.inference_mode(), precision.region(CPU_FP32_BELOW):
-            assert model.primary.conv.weight.dtype == torch.bfloat16
-            assert torch.equal(model.poses(images), bf16)
-    assert precision.for_batch(CPU_FP32_BELOW - 1) == "fp32" and precision.for_batch(32) == "bf16"
+        reference = model.poses(images)
+    precision = ServingPrecision(model, torch.device("cpu"), "bf16")
+    with torch.inference_mode(), precision.region():
+        poses = model.poses(images)
+        alone = model.poses(images[:1])
+    assert precision.packed
+    assert not any(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert isinstance(model.conv1, PackedConv2d) and isinstance(model.primary.conv, PackedConv2d)
+    assert model.digits.weight.dtype == torch.float32
+    assert poses.dtype == torch.float32
+    assert torch.allclose(poses, reference, atol=2e-2)
+    assert torch.allclose(alone, poses[:1], atol=1e-3)
 
 
-def test_only_auto_on_a_bf16_cpu_runs_small_passes_in_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
-    cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert fp32_below("auto", cpu) == CPU_FP32_BELOW > 1
-    assert fp32_below("bf16", cpu) == fp32_below("fp32", cpu) == fp32_below("auto", gpu) == 1
-    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
-    assert fp32_below("auto", cpu) == 1
+def test_only_zero_padding_of_a_given_size_is_packed() -> None:
+    with pytest.raises(ValueError, match="zero padding"):
+        PackedConv2d(nn.Conv2d(4, 4, kernel_size=3, padding="same"), (1, 4, 8, 8))
