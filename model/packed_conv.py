@@ -56,7 +56,8 @@ def pack_convolutions(model: nn.Module, example: Tensor) -> int:
     def record(conv: nn.Module, args: tuple[Tensor, ...]) -> None:
         shapes.setdefault(conv, tuple(args[0].shape))  # type: ignore[arg-type]
 
-    hooks = [conv.register_forward_pre_hook(record) for conv in model.modules() if isinstance(conv, nn.Conv2d)]
+    convolutions = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
+    hooks = [conv.register_forward_pre_hook(record) for conv in convolutions]
     try:
         with torch.inference_mode():
             model(example)
