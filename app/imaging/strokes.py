@@ -58,14 +58,27 @@ def bridge(level: np.ndarray, gap: np.ndarray, horizontal: bool) -> np.ndarray:
 
 
 def select_digit(ink: Ink) -> np.ndarray:
-    """The digit's ink, cropped to its strokes and with everything else in the box set to 0."""
-    h, w = ink.weak.shape
-    count, labels, stats, centres = cv2.connectedComponentsWithStats(
-        ink.weak.astype(np.uint8), connectivity=8
-    )
+    """The digit's ink, cropped to its strokes and with everything else in the box set to 0.
+
+    In a photo, what touches the frame is the page's edge, a shadow or the table, not the digit
+    aimed at. Where nothing else stands out, the digit may be joined to the frame by a thread (what
+    is left of an erased grid line, a hair): the threads are cut and the digit looked for again.
+    """
+    photo = not ink.flat and min(ink.weak.shape) >= MIN_PHOTO
+    try:
+        return pick_digit(ink, ink.weak, photo)
+    except NoDigitFound:
+        if not photo:
+            raise
+        return pick_digit(ink, cut_from_frame(ink.weak), photo)
+
+
+def pick_digit(ink: Ink, weak: np.ndarray, photo: bool) -> np.ndarray:
+    """The component of `weak` with the most ink, weighted towards the middle, and the pieces near it."""
+    h, w = weak.shape
+    count, labels, stats, centres = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     has_core = np.bincount(labels[ink.strong], minlength=count) > 0
-    if not ink.flat and min(h, w) >= MIN_PHOTO:  # a photo: what touches its frame is the page's
-        # edge, a shadow or the table, not the digit aimed at
+    if photo:
         has_core &= ~touches_frame(stats, h, w)
     mass = np.bincount(labels.ravel(), weights=ink.level.ravel(), minlength=count)
     offset = ((centres[:, 0] - w / 2) / w) ** 2 + ((centres[:, 1] - h / 2) / h) ** 2
@@ -80,6 +93,18 @@ def select_digit(ink: Ink) -> np.ndarray:
     right = (stats[chosen, 0] + stats[chosen, 2]).max()
     keep = np.isin(labels[top:bottom, left:right], chosen)
     return np.where(keep, ink.level[top:bottom, left:right], 0.0).astype(np.float32)
+
+
+def cut_from_frame(weak: np.ndarray) -> np.ndarray:
+    """The ink, with what touches the frame opened (threads under 3 px cut), the rest as it is."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+    touching = touches_frame(stats, *weak.shape)
+    touching[0] = False
+    if not touching.any():
+        return weak
+    joined = touching[labels]
+    opened = cv2.morphologyEx(joined.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return (weak & ~joined) | opened.astype(bool)
 
 
 def touches_frame(stats: np.ndarray, h: int, w: int) -> np.ndarray:

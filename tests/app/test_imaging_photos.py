@@ -8,6 +8,8 @@ skipped until it exists.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -70,6 +72,22 @@ def read_or_none(reader, photo: bytes) -> int | None:
         return reader(photo)
     except NoDigitFound:
         return None
+
+
+def test_a_digit_joined_to_the_frame_by_a_thread_is_still_found(reader, mnist: Mnist) -> None:
+    """What is left of an erased grid line can join a stroke to the edge of the photo, where the
+    page's edge and the desk are: the thread is cut, not the digit dropped."""
+    digit, label = mnist.test.images[104], int(mnist.test.labels[104])
+    ink = np.asarray(Image.fromarray(digit).resize((224, 224), Image.Resampling.BILINEAR)) / 255.0
+    page = np.linspace(0.75, 0.95, 400)[None, :] * np.ones((400, 1))  # light from one side
+    page[88:312, 88:312] *= 1.0 - 0.8 * ink
+    rows, cols = np.nonzero(ink > 0.5)
+    row = int(rows[cols.argmin()])
+    page[88 + row, : 88 + int(cols.min()) + 1] *= 0.5  # a 1-px thread from the stroke to the frame
+    photo = Image.fromarray(np.uint8(255 * page))
+    out = io.BytesIO()
+    photo.save(out, "PNG")
+    assert reader(out.getvalue()) == label
 
 
 @pytest.mark.parametrize("condition", ["plain paper, pen", "whiteboard"])
