@@ -18,19 +18,25 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from app.imaging import Layout
-from bench.nondigit_report import ROC_LEFT_OUT, TARGETS, Measured, flagged_share, measure
-from bench.nondigit_sets import Group, digit_groups, mnist_files, non_digit_groups
+from bench.nondigit_report import (
+    ROC_LEFT_OUT,
+    TARGETS,
+    Measured,
+    add_set_options,
+    flagged_share,
+    measure,
+    measure_sets,
+)
+from bench.nondigit_sets import Group, mnist_files
 from model.calibrate import halves
 from model.checkpoint import load_weights, read_model_card
 from model.data import load_mnist
-from model.evaluate import DEFAULT_WEIGHTS
 from model.nondigit import DigitRule, PoseStatistics
 
 Score = Callable[[np.ndarray], np.ndarray]
@@ -94,10 +100,7 @@ def print_table(results: list[Measured], rule: DigitRule, score: Score, threshol
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help=f"(default: {DEFAULT_WEIGHTS})")
-    p.add_argument("--per-group", type=int, default=300, help="non-digits per group (default: 300)")
-    p.add_argument("--digits", type=int, default=1000, help="digits per digit group (default: 1000)")
-    p.add_argument("--seed", type=int, default=0, help="the measured sets (default: 0, the report's)")
+    add_set_options(p)
     p.add_argument("--fit-seed", type=int, default=1, help="the sets the score is fitted on (default: 1)")
     p.add_argument("--false-alarm-rate", type=float, default=0.015, help="(default: 0.015, the card's)")
     return p.parse_args(argv)
@@ -115,17 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     layout = Layout.of_weights(model.config.to_dict(), args.weights)
     calibration_half, measurement_half = halves(load_mnist().test)
 
-    def groups(images: np.ndarray, seed: int) -> list[Measured]:
-        step = max(1, len(images) // args.digits)
-        chosen = digit_groups(images[::step][: args.digits], seed) + non_digit_groups(seed, args.per_group)
-        return [measure(group, model, device, layout) for group in chosen]
-
-    score = fitted_score(groups(calibration_half.images, args.fit_seed), rule.pose_statistics)
+    fitted_on = measure_sets(calibration_half.images, args, args.fit_seed, model, device)
+    score = fitted_score(fitted_on, rule.pose_statistics)
     calibration = measure(
         Group("calibration half", True, mnist_files(calibration_half.images)), model, device, layout
     )
     threshold = np.quantile(score(features(calibration, rule.pose_statistics)), 1 - args.false_alarm_rate)
-    results = groups(measurement_half.images, args.seed)
+    results = measure_sets(measurement_half.images, args, args.seed, model, device)
     print(f"threshold {threshold:.3f}: flags {args.false_alarm_rate:.1%} of the calibration half as PNGs")
     print_table(results, rule, score, threshold)
 

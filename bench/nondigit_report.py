@@ -184,12 +184,28 @@ def plot_roc(results: list[Measured], rule: DigitRule, path: Path) -> None:
     plt.close(fig)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_set_options(p: argparse.ArgumentParser) -> None:
+    """The options that pick the weights and draw the sets, shared with bench/nondigit_learned.py."""
     p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help=f"(default: {DEFAULT_WEIGHTS})")
     p.add_argument("--per-group", type=int, default=300, help="non-digits per group (default: 300)")
     p.add_argument("--digits", type=int, default=1000, help="held-out MNIST digits per group (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+
+
+def measure_sets(
+    digits: np.ndarray, args: argparse.Namespace, seed: int, model: CapsNet, device: torch.device
+) -> list[Measured]:
+    """`args.digits` of `digits` three ways and `args.per_group` of each non-digit group, drawn
+    from `seed`, through the default preprocessing and the model."""
+    step = max(1, len(digits) // args.digits)
+    groups = digit_groups(digits[::step][: args.digits], seed) + non_digit_groups(seed, args.per_group)
+    layout = Layout.of_weights(model.config.to_dict(), args.weights)
+    return [measure(group, model, device, layout) for group in groups]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_set_options(p)
     p.add_argument("--device", default="cpu", help="(default: cpu)")
     p.add_argument("--roc", type=Path, default=DEFAULT_ROC, help=f"(default: {DEFAULT_ROC})")
     return p.parse_args(argv)
@@ -203,11 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device)
     model = load_weights(args.weights, device)
     _, measurement_half = halves(load_mnist().test)
-    step = max(1, len(measurement_half) // args.digits)
-    groups = digit_groups(measurement_half.images[::step][: args.digits], args.seed)
-    groups += non_digit_groups(args.seed, args.per_group)
-    layout = Layout.of_weights(model.config.to_dict(), args.weights)
-    results = [measure(group, model, device, layout) for group in groups]
+    results = measure_sets(measurement_half.images, args, args.seed, model, device)
     print_table(results, rule)
     print_aucs(results, rule)
     plot_roc(results, rule, args.roc)
