@@ -48,9 +48,9 @@ class PackedConv2d(nn.Module):
         )
 
 
-def pack_convolutions(model: nn.Module, example: Tensor) -> int:
+def pack_convolutions(model: nn.Module, example: Tensor) -> None:
     """Replaces every `nn.Conv2d` in `model` by its `PackedConv2d`, each packed for the input
-    shape it gets in one pass of `example`; returns how many were replaced."""
+    shape it gets in one pass of `example`."""
     shapes: dict[nn.Conv2d, tuple[int, int, int, int]] = {}
 
     def record(conv: nn.Module, args: tuple[Tensor, ...]) -> None:
@@ -68,4 +68,3 @@ def pack_convolutions(model: nn.Module, example: Tensor) -> int:
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Conv2d) and child in shapes:
                 setattr(parent, name, PackedConv2d(child, shapes[child]))
-    return len(shapes)
