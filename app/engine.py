@@ -115,8 +115,7 @@ class DataPlane:
     async def reconstructions(self, samples: list[Sample]) -> np.ndarray:
         """The decoder's drawing of each sample's predicted digit: (N, side, side) in [0, 1]."""
         async with self.admission.admit(pixels=len(samples) * self.geometry.side**2):
-            poses = np.stack([s.poses for s in samples])
-            return await self.batcher.run(decode_predicted(poses))
+            return await self.batcher.run(decode_predicted(np.stack([s.poses for s in samples])))
 
     async def _prepare(self, files: list[Upload], preprocess: Preprocess) -> np.ndarray:
         """Decodes and preprocesses off the event loop -> (N, side, side) on 256 levels."""

@@ -62,7 +62,7 @@ class ServingPrecision:
         elif precision == "bf16":
             for module in model.modules():
                 if isinstance(module, nn.Conv2d):
-                    module.weight, module.bias = in_bf16(module.weight), in_bf16(module.bias)
+                    module.to(torch.bfloat16)
 
     def region(self) -> AbstractContextManager[None]:
         """Where a forward pass runs: autocast for bf16 weights that are not packed, else nothing."""
@@ -75,7 +75,3 @@ class ServingPrecision:
 def packs_bf16(device: torch.device) -> bool:
     """A CPU that computes bf16 natively, and a torch with oneDNN: packed bf16 convolutions."""
     return device.type == "cpu" and torch.backends.mkldnn.is_available() and cpu_has_native_bf16()
-
-
-def in_bf16(parameter: nn.Parameter | None) -> nn.Parameter | None:
-    return None if parameter is None else nn.Parameter(parameter.detach().to(torch.bfloat16), False)
