@@ -36,7 +36,7 @@ from app.renders import DecodePng, Geometry, InputPng, PngParams, Reconstruction
 from app.settings import Settings
 from app.uploads import Upload
 from model.capsnet import CapsNet
-from model.nondigit import DigitRule
+from model.nondigit import DigitRule, stroke_depths
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,10 @@ class DataPlane:
         found = {key: s for key in keys if (s := self.samples.get(key)) is not None}
         new = {key: image for key, image in zip(keys, images, strict=True) if key not in found}
         if new:
-            results = await self.batcher.infer(np.stack(list(new.values())))
+            unseen = np.stack(list(new.values()))
+            results = await self.batcher.infer(unseen)
             for (key, image), result, verdict in zip(
-                new.items(), results, self.verdicts(results), strict=True
+                new.items(), results, self.verdicts(unseen, results), strict=True
             ):
                 found[key] = Sample(
                     key, image, result.poses, result.lengths, result.reconstruction_error, verdict
@@ -152,13 +153,14 @@ class DataPlane:
         self.metrics.non_digits.inc(sum(sample.is_digit is False for sample in samples))
         return samples
 
-    def verdicts(self, results: list[Inference]) -> list[bool | None]:
-        """The card's digit check on a whole batch of outputs at once (None when the card has none)."""
+    def verdicts(self, images: np.ndarray, results: list[Inference]) -> list[bool | None]:
+        """The card's digit check on a whole batch of inputs and their outputs at once (None when
+        the card has none)."""
         if self.digit_rule is None:
             return [None] * len(results)
         poses = np.stack([r.poses for r in results])
         errors = np.array([r.reconstruction_error for r in results])
-        return [bool(v) for v in self.digit_rule.judge(poses, errors)]
+        return [bool(v) for v in self.digit_rule.judge(images, poses, errors)]
 
     def refuse_non_digits(self, samples: list[Sample]) -> None:
         """`reject_non_digits=true`: a 422 naming every input the digit check flagged."""
@@ -178,6 +180,8 @@ class DataPlane:
                     "max_pose_distance": rule.max_pose_distance,
                     "capsule_length": float(s.lengths.max()),
                     "min_capsule_length": rule.min_capsule_length,
+                    "stroke_depth": int(stroke_depths(s.image[None])[0]),
+                    "max_stroke_depth": rule.max_stroke_depth,
                 }
                 for index, s in flagged
             ],

@@ -105,7 +105,7 @@ def classify(
     batch = torch.from_numpy(np.stack(readable)).unsqueeze(1).to(device)  # (B, 1, H, W)
     with torch.inference_mode(), precision.region():
         poses, errors = (t.float().cpu().numpy() for t in poses_and_errors(model, batch))  # (B, 10, 16), (B,)
-    verdicts = [None] * len(poses) if rule is None else rule.judge(poses, errors).tolist()
+    verdicts = [None] * len(poses) if rule is None else rule.judge(np.stack(readable), poses, errors).tolist()
     outputs = iter(zip(poses, errors.tolist(), verdicts, strict=True))
     return [r if r.error is not None else judged(r, *next(outputs)) for r in results]
 

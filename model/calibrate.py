@@ -32,17 +32,18 @@ DEFAULT_RATE = 0.015  # under 2% with a margin: the held-out half differs from t
 
 
 @torch.inference_mode()
-def poses_and_errors_of(
+def forward_pass_of(
     model: CapsNet, split: Split, device: torch.device, batch_size: int = 500
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every image's poses (N, 10, 16) and reconstruction error (N,), as the service computes them."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every image (N, 28, 28) in [0, 1], its poses (N, 10, 16) and reconstruction error (N,), as
+    the service computes them."""
     images, _ = split.tensors()
     poses, errors = [], []
     for start in range(0, len(split), batch_size):
         pose, error = poses_and_errors(model, images[start : start + batch_size].to(device))
         poses.append(pose.float().cpu())
         errors.append(error.cpu())
-    return torch.cat(poses).numpy(), torch.cat(errors).numpy()
+    return images[:, 0].numpy(), torch.cat(poses).numpy(), torch.cat(errors).numpy()
 
 
 def halves(split: Split) -> tuple[Split, Split]:
@@ -72,11 +73,10 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     device = resolve_device(args.device)
     model = load_weights(args.weights, device)
     calibration_half, measurement_half = halves(load_mnist(args.data_dir).test.head(args.limit))
-    poses, errors = poses_and_errors_of(model, calibration_half, device)
-    rule = calibrate(poses, errors, args.false_alarm_rate)
-    held_out_poses, held_out_errors = poses_and_errors_of(model, measurement_half, device)
-    measured = 1.0 - float(rule.judge(held_out_poses, held_out_errors).mean())
-    flagged = 1.0 - float(rule.judge(poses, errors).mean())
+    calibration = forward_pass_of(model, calibration_half, device)
+    rule = calibrate(*calibration, args.false_alarm_rate)
+    measured = 1.0 - float(rule.judge(*forward_pass_of(model, measurement_half, device)).mean())
+    flagged = 1.0 - float(rule.judge(*calibration).mean())
     rule = replace(
         rule,
         calibration={
@@ -93,7 +93,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"is a digit when reconstruction error <= {rule.max_reconstruction_error:.2f} "
         f"and pose distance <= {rule.max_pose_distance:.2f} "
-        f"and winning capsule length >= {rule.min_capsule_length:.4f}\n"
+        f"and winning capsule length >= {rule.min_capsule_length:.4f} "
+        f"and stroke depth <= {rule.max_stroke_depth}\n"
         f"flags {100 * flagged:.2f}% of the {len(calibration_half)} calibration "
         f"digits and {100 * measured:.2f}% of the {len(measurement_half)} held-out ones"
         + ("" if args.dry_run else f"; recorded in {args.weights.with_suffix('.json')}")

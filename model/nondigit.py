@@ -13,9 +13,12 @@ faint blur), so the rule also asks for a long winning capsule (eq. 1: the probab
 digit is present) and for poses like a held-out digit's: the Mahalanobis distance of the ten
 capsules' poses to the nearest digit class's mean, with the covariance shared by the classes
 (Lee et al., "A Simple Unified Framework for Detecting Out-of-Distribution Samples and
-Adversarial Attacks", 2018) and one 16x16 block per capsule. The statistics and the three
-thresholds are measured on digits the model did not train on by `capsnet-calibrate` and written
-into the model card under `digit_check`; the service reads them from there with the weights.
+Adversarial Attacks", 2018) and one 16x16 block per capsule. And a digit is written with a pen:
+the decoder redraws a filled disc or star as a heavy 0 or 8 closely enough, but no digit's ink
+is that deep, so the rule bounds how many erosions the input's ink survives. The statistics and
+the four thresholds are measured on digits the model did not train on by `capsnet-calibrate`
+and written into the model card under `digit_check`; the service reads them from there with the
+weights.
 """
 
 from __future__ import annotations
@@ -38,11 +41,17 @@ POSE_DISTANCE = (
     "precision[j] (v_j - mean[c, j]): the squared Mahalanobis distance of the (10, 16) poses to "
     "class c's mean pose, the covariance shared by the classes, one 16x16 block per capsule"
 )
+STROKE_DEPTH = (
+    "the number of 3x3 erosions it takes to erase the input's ink (its pixels >= 0.5, outside the "
+    "image counted as paper): a straight stroke w pixels wide survives about w / 2"
+)
 RULE = (
     "is_digit = reconstruction_error <= max_reconstruction_error "
     "and pose_distance <= max_pose_distance "
-    "and winning capsule length >= min_capsule_length"
+    "and winning capsule length >= min_capsule_length "
+    "and stroke_depth <= max_stroke_depth"
 )
+INK = 0.5  # a pixel at least half-inked is ink, for the stroke depth
 
 
 def reconstruction_errors(images: Tensor, reconstructions: Tensor) -> Tensor:
@@ -55,6 +64,28 @@ def poses_and_errors(model: CapsNet, images: Tensor) -> tuple[Tensor, Tensor]:
     from each input (B,)."""
     poses = model.poses(images)  # (B, 10, 16)
     return poses, reconstruction_errors(images, model.reconstruct(poses))
+
+
+def stroke_depths(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) inputs in [0, 1] -> (N,) how many 3x3 erosions their ink survives: 1 for a
+    hairline, 1-3 for nearly every MNIST digit, 6 for a filled disc 19 pixels across."""
+    ink = np.asarray(images) >= INK
+    depths = np.zeros(len(ink), np.int64)
+    while ink.any():
+        depths += ink.any(axis=(1, 2))
+        ink = eroded(ink)
+    return depths
+
+
+def eroded(mask: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool -> the pixels whose 3x3 neighbourhood is all set (beyond the edge is unset)."""
+    height, width = mask.shape[1:]
+    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)))
+    out = np.ones_like(mask)
+    for dy in range(3):
+        for dx in range(3):
+            out &= padded[:, dy : dy + height, dx : dx + width]
+    return out
 
 
 @dataclass(frozen=True)
@@ -98,27 +129,50 @@ class PoseStatistics:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """The four numbers the rule weighs, for each of N inputs."""
+
+    errors: np.ndarray  # reconstruction errors
+    distances: np.ndarray  # pose distances
+    lengths: np.ndarray  # winning capsule lengths
+    depths: np.ndarray  # stroke depths
+
+
+@dataclass(frozen=True)
 class DigitRule:
-    """An input is a digit when the model redraws it closely and its poses are a digit's."""
+    """An input is a digit when the model redraws it closely, its poses are a digit's and its
+    strokes are a pen's."""
 
     max_reconstruction_error: float
     max_pose_distance: float
     min_capsule_length: float
+    max_stroke_depth: int
     pose_statistics: PoseStatistics
-    false_alarm_rate: float  # the fraction of held-out digits the three thresholds flag together
+    false_alarm_rate: float  # the fraction of held-out digits the four thresholds flag together
     calibration: dict[str, Any] = field(default_factory=dict)  # which images set them, what they measured
 
-    def is_digit(self, errors: np.ndarray, distances: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """`errors`, pose `distances` and winning capsule `lengths` (N,) each -> (N,) bool."""
+    def is_digit(self, evidence: Evidence) -> np.ndarray:
+        """(N,) bool: every one of the four within its threshold."""
         return (
-            (np.asarray(errors) <= self.max_reconstruction_error)
-            & (np.asarray(distances) <= self.max_pose_distance)
-            & (np.asarray(lengths) >= self.min_capsule_length)
+            (evidence.errors <= self.max_reconstruction_error)
+            & (evidence.distances <= self.max_pose_distance)
+            & (evidence.lengths >= self.min_capsule_length)
+            & (evidence.depths <= self.max_stroke_depth)
         )
 
-    def judge(self, poses: np.ndarray, errors: np.ndarray) -> np.ndarray:
-        """The rule on model outputs: poses (N, classes, dims) and errors (N,) -> (N,) bool."""
-        return self.is_digit(errors, self.pose_statistics.distances(poses), winning_lengths(poses))
+    def evidence(self, images: np.ndarray, poses: np.ndarray, errors: np.ndarray) -> Evidence:
+        """What the rule weighs, from inputs (N, H, W), their poses (N, classes, dims) and errors (N,)."""
+        return Evidence(
+            np.asarray(errors),
+            self.pose_statistics.distances(poses),
+            winning_lengths(poses),
+            stroke_depths(images),
+        )
+
+    def judge(self, images: np.ndarray, poses: np.ndarray, errors: np.ndarray) -> np.ndarray:
+        """The rule on one forward pass: inputs (N, H, W), poses (N, classes, dims) and errors (N,)
+        -> (N,) bool."""
+        return self.is_digit(self.evidence(images, poses, errors))
 
     def to_card(self) -> dict[str, Any]:
         return {
@@ -128,6 +182,8 @@ class DigitRule:
             "max_reconstruction_error": self.max_reconstruction_error,
             "max_pose_distance": self.max_pose_distance,
             "min_capsule_length": self.min_capsule_length,
+            "stroke_depth": STROKE_DEPTH,
+            "max_stroke_depth": self.max_stroke_depth,
             "false_alarm_rate": self.false_alarm_rate,
             "calibration": self.calibration,
             "pose_statistics": self.pose_statistics.to_card(),
@@ -139,46 +195,54 @@ class DigitRule:
         entry = card.get(CARD_KEY)
         if entry is None:
             return None
+        if "max_stroke_depth" not in entry:
+            raise ValueError(
+                f"the model card's {CARD_KEY} predates the stroke depth: run capsnet-calibrate again"
+            )
         return cls(
             max_reconstruction_error=float(entry["max_reconstruction_error"]),
             max_pose_distance=float(entry["max_pose_distance"]),
             min_capsule_length=float(entry["min_capsule_length"]),
+            max_stroke_depth=int(entry["max_stroke_depth"]),
             pose_statistics=PoseStatistics.from_card(entry["pose_statistics"]),
             false_alarm_rate=float(entry["false_alarm_rate"]),
             calibration=dict(entry.get("calibration", {})),
         )
 
 
-def calibrate(poses: np.ndarray, errors: np.ndarray, false_alarm_rate: float) -> DigitRule:
-    """The pose statistics of these held-out digits, and thresholds that together flag
-    `false_alarm_rate` of them.
+def calibrate(
+    images: np.ndarray, poses: np.ndarray, errors: np.ndarray, false_alarm_rate: float
+) -> DigitRule:
+    """The pose statistics of these held-out digits (inputs (N, H, W), poses, errors), and
+    thresholds that together flag `false_alarm_rate` of them.
 
-    Each threshold flags the same share q of the digits (the upper q-quantile of the error and of
-    the pose distance, the lower one of the length); q is found by bisection so that the inputs
-    flagged by any of them make up the rate.
+    The stroke depth may be as deep as the deepest of these digits' ink: it flags none of them.
+    Each other threshold flags the same share q of the digits (the upper q-quantile of the error
+    and of the pose distance, the lower one of the length); q is found by bisection so that the
+    inputs flagged by any of them make up the rate.
     """
     if not 0.0 < false_alarm_rate < 1.0:
         raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
     statistics = PoseStatistics.fit(poses)
-    evidence = (errors, statistics.distances(poses), winning_lengths(poses))
+    evidence = Evidence(
+        np.asarray(errors), statistics.distances(poses), winning_lengths(poses), stroke_depths(images)
+    )
     low, high = 0.0, false_alarm_rate
     for _ in range(50):
         share = (low + high) / 2
         rule = rule_at(evidence, statistics, share, false_alarm_rate)
-        flagged = 1.0 - rule.is_digit(*evidence).mean()
+        flagged = 1.0 - rule.is_digit(evidence).mean()
         low, high = (share, high) if flagged <= false_alarm_rate else (low, share)
     return rule_at(evidence, statistics, low, false_alarm_rate)
 
 
-def rule_at(
-    evidence: tuple[np.ndarray, np.ndarray, np.ndarray], statistics: PoseStatistics, share: float, rate: float
-) -> DigitRule:
-    """The thresholds that each flag `share` of these digits' (errors, distances, lengths)."""
-    errors, distances, lengths = evidence
+def rule_at(evidence: Evidence, statistics: PoseStatistics, share: float, rate: float) -> DigitRule:
+    """The thresholds that each flag `share` of these digits, and the depth that flags none."""
     return DigitRule(
-        max_reconstruction_error=float(np.quantile(errors, 1.0 - share)),
-        max_pose_distance=float(np.quantile(distances, 1.0 - share)),
-        min_capsule_length=float(np.quantile(lengths, share)),
+        max_reconstruction_error=float(np.quantile(evidence.errors, 1.0 - share)),
+        max_pose_distance=float(np.quantile(evidence.distances, 1.0 - share)),
+        min_capsule_length=float(np.quantile(evidence.lengths, share)),
+        max_stroke_depth=int(evidence.depths.max()),
         pose_statistics=statistics,
         false_alarm_rate=rate,
     )

@@ -25,7 +25,7 @@ def with_rule(small_weights: Path, tmp_path: Path, max_error: float, max_distanc
     shutil.copy(small_weights, weights)
     card = read_model_card(small_weights)
     statistics = PoseStatistics(np.zeros((10, 10, 16)), np.tile(np.eye(16), (10, 1, 1)))
-    rule = DigitRule(max_error, max_distance, 0.0, statistics, 0.02, {"calibration_half": "a test"})
+    rule = DigitRule(max_error, max_distance, 0.0, 28, statistics, 0.02, {"calibration_half": "a test"})
     card[CARD_KEY] = rule.to_card()
     model_card_path(weights).write_text(json.dumps(card))
     return weights
@@ -66,6 +66,7 @@ def test_reject_non_digits_answers_422_not_a_digit_with_the_distance(
         assert detail["index"] == 0 and detail["max_reconstruction_error"] == 0.0
         assert detail["reconstruction_error"] > 0 and detail["pose_distance"] > detail["max_pose_distance"]
         assert 0 <= detail["capsule_length"] <= 1 and detail["min_capsule_length"] == 0.0
+        assert 1 <= detail["stroke_depth"] <= detail["max_stroke_depth"] == 28
 
 
 def test_by_default_a_non_digit_is_answered_with_is_digit_false_and_counted(

@@ -1,5 +1,6 @@
 """With the shipped weights and the digit check in their card: a held-out MNIST test digit is
-answered as a digit; a printed letter "A", a square and a crop of a photograph are flagged.
+answered as a digit; a printed letter "A", a square, a filled disc and a crop of a photograph are
+flagged.
 
 The inputs come from the same generators as `bench/nondigit_report.py` (fonts from Debian's
 fonts-dejavu-core, which `scripts/ensure-fonts.sh` installs; photos bundled in scikit-image).
@@ -45,3 +46,14 @@ def test_a_letter_a_square_and_a_photo_crop_are_not_digits(trained_client) -> No
     square = encode(shape_image("square", np.random.default_rng(1)))
     photo = encode(Image.fromarray(sample_images.astronaut()[:200, :200]), "JPEG", quality=85)
     assert verdicts(trained_client, [letter, square, photo]) == [False, False, False]
+
+
+def test_a_filled_disc_redrawn_as_a_heavy_zero_is_not_a_digit(trained_client) -> None:
+    """The decoder redraws it closely and its poses are a 0's: only its ink is too deep for a pen."""
+    disc = encode(shape_image("disc", np.random.default_rng(2)))
+    r = trained_client.post(
+        "/v1/predict", files={"file": ("disc.png", disc, "image/png")}, params={"reject_non_digits": "true"}
+    )
+    assert r.status_code == 422, r.text
+    [detail] = r.json()["error"]["details"]
+    assert detail["stroke_depth"] > detail["max_stroke_depth"]
