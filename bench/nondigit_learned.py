@@ -1,9 +1,10 @@
 """A learned digit check, measured against the card's rule: a logistic score over the model's own
 evidence, fitted on non-digits drawn from one seed and measured on those of another.
 
-Features of an input, all from its forward pass and the card's pose statistics (22 in all):
-log(1 + reconstruction error), log(1 + pose distance), the ten capsule lengths sorted, and the ten
-capsules' own terms of the pose distance (at the nearest class, log(1 + term)) sorted. The score is
+Features of an input, all from its forward pass and the card's pose statistics (23 in all):
+log(1 + reconstruction error), log(1 + pose distance), the stroke depth, the ten capsule lengths
+sorted, and the ten capsules' own terms of the pose distance (at the nearest class,
+log(1 + term)) sorted. The score is
 fitted (L-BFGS, a little L2) with the digits of the calibration half (MNIST test digits as PNGs,
 as canvas exports and as photos) against the non-digit groups (the digit-like letters left out),
 every group weighing the same, all drawn from `--fit-seed`. Its threshold flags
@@ -37,20 +38,21 @@ from bench.nondigit_sets import Group, mnist_files
 from model.calibrate import halves
 from model.checkpoint import load_weights, read_model_card
 from model.data import load_mnist
-from model.nondigit import DigitRule, PoseStatistics
+from model.nondigit import DigitRule, PoseStatistics, stroke_depths
 
 Score = Callable[[np.ndarray], np.ndarray]
 
 
 def features(m: Measured, statistics: PoseStatistics) -> np.ndarray:
-    """(N, 22): the evidence of each input of `m` that reached the model."""
+    """(N, 23): the evidence of each input of `m` that reached the model."""
     lengths = np.sort(np.linalg.norm(m.poses, axis=-1), axis=1)  # (N, 10)
     offsets = np.asarray(m.poses, np.float64)[:, None] - statistics.means[None]  # (N, C, C, D)
     terms = ((offsets[..., None, :] @ statistics.precisions)[..., 0, :] * offsets).sum(-1)  # (N, C, C)
     nearest = terms.sum(-1).argmin(axis=1)
     capsule_terms = np.sort(np.log1p(terms[np.arange(len(terms)), nearest]), axis=1)  # (N, C)
     distance = np.log1p(terms.sum(-1).min(axis=1))
-    return np.column_stack([np.log1p(m.errors), distance, lengths, capsule_terms])
+    depths = stroke_depths(m.images)
+    return np.column_stack([np.log1p(m.errors), distance, depths, lengths, capsule_terms])
 
 
 def fit(x: np.ndarray, is_digit: np.ndarray, weight: np.ndarray, l2: float = 1e-3) -> Score:

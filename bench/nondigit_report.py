@@ -4,8 +4,8 @@ Every input is an encoded file sent through the service's default preprocessing 
 forward pass, and judged by the rule in the model card (`capsnet-calibrate` sets it). The digits
 are MNIST test images from the measurement half (odd-numbered), never the calibration half.
 "Flagged" means not answered as a digit: `is_digit` false, or refused by preprocessing
-(`no_digit_found`), which the table also counts on its own; "err alone", "pose alone" and
-"len alone" are the shares each threshold flags by itself.
+(`no_digit_found`), which the table also counts on its own; "err alone", "pose alone", "len
+alone" and "depth alone" are the shares each threshold flags by itself.
 
     python -m bench.nondigit_report [--per-group 300] [--digits 1000] [--seed 0]
 """
@@ -30,7 +30,7 @@ from model.checkpoint import load_weights, read_model_card
 from model.data import load_mnist
 from model.device import resolve_device
 from model.evaluate import DEFAULT_WEIGHTS
-from model.nondigit import DigitRule, poses_and_errors
+from model.nondigit import DigitRule, Evidence, poses_and_errors, stroke_depths
 
 MAX_PIXELS = 4096 * 4096
 DEFAULT_ROC = Path("docs/reports/digit_check_roc.png")
@@ -50,8 +50,15 @@ ROC_LEFT_OUT = {"digit-like letters"}  # an "O" is a 0 to anyone: not counted as
 class Measured:
     group: Group
     refused: int  # preprocessing found no ink (no_digit_found)
-    errors: np.ndarray  # of the inputs that reached the model
+    images: np.ndarray  # (N, 28, 28): the inputs that reached the model
+    errors: np.ndarray  # their reconstruction errors
     poses: np.ndarray  # their (N, 10, 16) poses
+
+    def judge(self, rule: DigitRule) -> np.ndarray:
+        return rule.judge(self.images, self.poses, self.errors)
+
+    def evidence(self, rule: DigitRule) -> Evidence:
+        return rule.evidence(self.images, self.poses, self.errors)
 
 
 @torch.inference_mode()
@@ -70,11 +77,11 @@ def measure(
         pose, error = poses_and_errors(model, x)
         errors.append(error.cpu().numpy())
         poses.append(pose.cpu().numpy())
-    return Measured(group, refused, np.concatenate(errors), np.concatenate(poses))
+    return Measured(group, refused, np.stack(images), np.concatenate(errors), np.concatenate(poses))
 
 
 def flagged_share(m: Measured, rule: DigitRule) -> float:
-    answered_as_digit = int(rule.judge(m.poses, m.errors).sum())
+    answered_as_digit = int(m.judge(rule).sum())
     return (len(m.group.files) - answered_as_digit) / len(m.group.files)  # 50/1000 is exactly 0.05
 
 
@@ -90,27 +97,33 @@ def print_table(results: list[Measured], rule: DigitRule) -> None:
     print(
         f"rule: reconstruction error <= {rule.max_reconstruction_error:.2f} "
         f"and pose distance <= {rule.max_pose_distance:.2f} "
-        f"and winning capsule length >= {rule.min_capsule_length:.4f}"
+        f"and winning capsule length >= {rule.min_capsule_length:.4f} "
+        f"and stroke depth <= {rule.max_stroke_depth}"
     )
     print(
         f"{'group':27s} {'kind':9s} {'images':>6s} {'refused':>7s} {'median err':>10s} "
         f"{'median pose':>11s} {'err alone':>9s} {'pose alone':>10s} {'len alone':>9s} "
-        f"{'flagged':>8s}  target"
+        f"{'depth alone':>11s} {'flagged':>8s}  target"
     )
     for m in results:
         share = flagged_share(m, rule)
         kind = "digit" if m.group.is_digit else "non-digit"
-        distances = rule.pose_statistics.distances(m.poses)
-        median = float(np.median(m.errors)) if len(m.errors) else float("nan")
-        median_pose = float(np.median(distances)) if len(m.errors) else float("nan")
-        by_error = float((m.errors > rule.max_reconstruction_error).sum()) / len(m.group.files)
-        by_pose = float((distances > rule.max_pose_distance).sum()) / len(m.group.files)
-        lengths = np.linalg.norm(m.poses, axis=-1).max(axis=1)
-        by_length = float((lengths < rule.min_capsule_length).sum()) / len(m.group.files)
+        e = m.evidence(rule)
+        median = float(np.median(e.errors)) if len(m.errors) else float("nan")
+        median_pose = float(np.median(e.distances)) if len(m.errors) else float("nan")
+        alone = [
+            float(beyond.sum()) / len(m.group.files)
+            for beyond in (
+                e.errors > rule.max_reconstruction_error,
+                e.distances > rule.max_pose_distance,
+                e.lengths < rule.min_capsule_length,
+                e.depths > rule.max_stroke_depth,
+            )
+        ]
         print(
             f"{m.group.name:27s} {kind:9s} {len(m.group.files):6d} {m.refused:7d} {median:10.1f} "
-            f"{median_pose:11.0f} {100 * by_error:8.1f}% {100 * by_pose:9.1f}% {100 * by_length:8.1f}% "
-            f"{100 * share:7.1f}%  " + verdict(m.group.name, share)
+            f"{median_pose:11.0f} {100 * alone[0]:8.1f}% {100 * alone[1]:9.1f}% {100 * alone[2]:8.1f}% "
+            f"{100 * alone[3]:10.1f}% {100 * share:7.1f}%  " + verdict(m.group.name, share)
         )
 
 
@@ -125,10 +138,15 @@ def roc(digit_scores: np.ndarray, other_scores: np.ndarray) -> tuple[np.ndarray,
 def rule_score(m: Measured, rule: DigitRule) -> np.ndarray:
     """The rule as one score, flagged above 1: how far past any threshold an input is. Sweeping a
     threshold on it scales the card's thresholds together, through the card's point."""
-    distances = rule.pose_statistics.distances(m.poses)
-    lengths = np.linalg.norm(m.poses, axis=-1).max(axis=1)
-    by_error, by_pose = m.errors / rule.max_reconstruction_error, distances / rule.max_pose_distance
-    return np.maximum.reduce([by_error, by_pose, rule.min_capsule_length / lengths])
+    e = m.evidence(rule)
+    return np.maximum.reduce(
+        [
+            e.errors / rule.max_reconstruction_error,
+            e.distances / rule.max_pose_distance,
+            rule.min_capsule_length / e.lengths,
+            e.depths / rule.max_stroke_depth,
+        ]
+    )
 
 
 def scores(rule: DigitRule) -> dict[str, Callable[[Measured], np.ndarray]]:
@@ -137,6 +155,7 @@ def scores(rule: DigitRule) -> dict[str, Callable[[Measured], np.ndarray]]:
         "reconstruction error": lambda m: m.errors,
         "pose distance": lambda m: rule.pose_statistics.distances(m.poses),
         "1 - winning capsule length": lambda m: 1.0 - np.linalg.norm(m.poses, axis=-1).max(axis=1),
+        "stroke depth": lambda m: stroke_depths(m.images).astype(np.float64),
         "the rule (its thresholds scaled together)": lambda m: rule_score(m, rule),
     }
 
@@ -163,8 +182,8 @@ def plot_roc(results: list[Measured], rule: DigitRule, path: Path) -> None:
         fa, det, auc = roc(digit_scores, np.concatenate([score(m) for m in others]))
         print(f"pooled ROC AUC, {label}: {auc:.3f}")
         ax.plot(100 * fa, 100 * det, label=f"{label} (AUC {auc:.3f})")
-    fa_point = 1 - np.mean(np.concatenate([rule.judge(m.poses, m.errors) for m in digits]))
-    det_point = 1 - np.mean(np.concatenate([rule.judge(m.poses, m.errors) for m in others]))
+    fa_point = 1 - np.mean(np.concatenate([m.judge(rule) for m in digits]))
+    det_point = 1 - np.mean(np.concatenate([m.judge(rule) for m in others]))
     ax.plot(100 * fa_point, 100 * det_point, "ko", label="the model card's thresholds")
     print(f"the card's point flags {100 * fa_point:.1f}% of these digits, {100 * det_point:.1f}% of the rest")
     ax.set(
