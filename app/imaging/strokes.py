@@ -1,17 +1,18 @@
 """From ink to the digit's strokes: ruled lines out, specks out, the digit picked and cropped.
 
 Ruled or grid lines are found as long straight segments (probabilistic Hough transform) that
-cross most of the picture, erased, and the strokes they crossed bridged again. The digit is the
-connected component with the most ink, weighted towards the middle of the picture where people
-aim (in a photo, what touches the frame is not a candidate), together with the pieces near it
-(a 5's hat, a broken stroke); specks elsewhere are left. Last, thin pen lines are thickened
-towards MNIST's stroke width, so that a ballpoint digit on a large photo and a marker digit
-both look like what the model was trained on.
+cross most of the picture, or shorter ones (a page on a desk) that make a ruling of several,
+erased, and the strokes they crossed bridged again. The digit is the connected component with
+the most ink, weighted towards the middle of the picture where people aim (in a photo, what
+touches the frame is not a candidate), together with the pieces near it (a 5's hat, a broken
+stroke); specks elsewhere are left. Last, thin pen lines are thickened towards MNIST's stroke
+width, so that a ballpoint digit on a large photo and a marker digit both look like what the
+model was trained on.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -23,6 +24,13 @@ LINE_SPAN = 0.75  # a ruled line crosses at least this much of the picture
 LINE_WIDTH = 0.012  # and is thinner than this (of the picture's side), unlike a close-up's stroke
 MIN_LINE_WIDTH = 3.5  # px: a blurred rule is this wide even on a small picture
 LINE_TILT = np.deg2rad(15)  # and runs within this of horizontal or vertical
+LINE_BAND = 5  # px: the band along a segment that its ink is read from
+RULED_SPAN = 0.4  # of the shorter side: a shorter line that is still a rule when it is one of a ruling
+RULING = 3  # lines of one direction, at different places, make a ruling
+RULING_GAP = 0.04  # of the shorter side: lines closer than this are one
+RULING_SPREAD = 0.2  # of the shorter side: a ruling's lines are spread this far at least
+RULING_MIN_SIDE = 200  # px: in a smaller picture a digit's strokes are as long, apart and solid
+MIN_RULE_WIDTH = 1.0  # px of ink per px of length over the noise's: a drawn rule, not a chain of specks
 NEAR = 0.3  # pieces within this much of the digit's size from its box belong to it
 MIN_PIECE = 0.03  # of the main stroke's area: smaller pieces near it are specks
 CENTRE_SIGMA = 0.35  # of the picture's size: how strongly components near the middle are preferred
@@ -31,23 +39,84 @@ THIN = 0.65  # strokes under this fraction of MNIST's width are thickened to it
 
 
 def erase_lines(ink: Ink) -> Ink:
-    """Ink without the long thin straight lines across the picture; strokes that crossed them bridged."""
+    """Ink without the long thin straight lines across the picture; strokes that crossed them bridged.
+
+    A line crossing most of the picture is a rule. On a page that fills less of the frame (a desk
+    around it, a tilt), the rules are shorter: where no line of a direction crosses the picture,
+    a shorter line counts too when it is solid ink (far denser than the noise around it) and one
+    of a ruling: at least `RULING` such lines of its direction, well apart and spread over a good
+    part of the picture, which a digit's straight strokes never make. A ruling's lines are erased
+    from edge to edge, the pieces beside the digit too. A picture too small to show a ruling's
+    lines apart from the digit's strokes gets no such search.
+    """
     h, w = ink.weak.shape
-    span = LINE_SPAN * min(h, w)
+    side = min(h, w)
     weak = ink.weak.astype(np.uint8)
-    width = max(3, int(LINE_WIDTH * min(h, w)) | 1)
+    width = max(3, int(LINE_WIDTH * side) | 1)
     thin = weak & ~cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((width, width), np.uint8))
-    segments = cv2.HoughLinesP(thin, 1, np.pi / 360, int(span / 2), minLineLength=span, maxLineGap=span / 4)
+    across = [
+        s for s in straight_lines(ink, thin, LINE_SPAN) if s.extent >= LINE_SPAN * (w if s.horizontal else h)
+    ]
+    erase = [(band(s.ends, ink.weak), s.horizontal) for s in across]
+    unruled = {True, False} - {s.horizontal for s in across}  # the directions no line crosses
+    if side >= RULING_MIN_SIDE and unruled:
+        noise = LINE_BAND * float(ink.weak.mean())  # ink per px of length a band over noise alone holds
+        shorter = straight_lines(ink, thin, RULED_SPAN)
+        for horizontal in unruled:
+            family = [
+                s for s in shorter if s.horizontal == horizontal and s.density >= MIN_RULE_WIDTH + noise
+            ]
+            places = sorted({int(s.place // (RULING_GAP * side)) for s in family})
+            if len(places) >= RULING and (places[-1] - places[0]) * RULING_GAP >= RULING_SPREAD:
+                erase += [(band(s.ends, ink.weak, edge_to_edge=True), horizontal) for s in family]
     level = ink.level
+    for line, horizontal in erase:
+        level = bridge(np.where(line, 0.0, level).astype(np.float32), line, horizontal)
+    return replace(ink, level=level)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A straight run of ink that Hough's transform found."""
+
+    ends: tuple[int, int, int, int]  # x0, y0, x1, y1
+    horizontal: bool  # or vertical
+    density: float  # px of ink per px of its length, in a band `LINE_BAND` wide
+    place: float  # px: where it runs across
+    extent: int  # px: how far it runs along
+
+
+def straight_lines(ink: Ink, thin: np.ndarray, span: float) -> list[Segment]:
+    """Thin segments at least `span` of the shorter side long, near horizontal or vertical."""
+    side = min(thin.shape)
+    length, gap = span * side, LINE_SPAN * side / 4  # a gap as wide as a digit is bridged
+    segments = cv2.HoughLinesP(thin, 1, np.pi / 360, int(length / 2), minLineLength=length, maxLineGap=gap)
+    found = []
     for x0, y0, x1, y1 in [] if segments is None else segments.reshape(-1, 4).tolist():
         angle = np.arctan2(abs(y1 - y0), abs(x1 - x0))
-        horizontal = angle < LINE_TILT and abs(x1 - x0) >= LINE_SPAN * w
-        vertical = angle > np.pi / 2 - LINE_TILT and abs(y1 - y0) >= LINE_SPAN * h
-        line = cv2.line(np.zeros((h, w), np.uint8), (x0, y0), (x1, y1), 1, 5).astype(bool) & ink.weak
-        thin = line.sum() / np.hypot(x1 - x0, y1 - y0) < max(MIN_LINE_WIDTH, LINE_WIDTH * min(h, w))
-        if (horizontal or vertical) and thin:
-            level = bridge(np.where(line, 0.0, level).astype(np.float32), line, horizontal)
-    return replace(ink, level=level)
+        horizontal = angle < LINE_TILT
+        if not (horizontal or angle > np.pi / 2 - LINE_TILT):
+            continue
+        density = band((x0, y0, x1, y1), ink.weak).sum() / np.hypot(x1 - x0, y1 - y0)
+        if density < max(MIN_LINE_WIDTH, LINE_WIDTH * side):
+            place, extent = ((y0 + y1) / 2, abs(x1 - x0)) if horizontal else ((x0 + x1) / 2, abs(y1 - y0))
+            found.append(Segment((x0, y0, x1, y1), horizontal, density, place, extent))
+    return found
+
+
+def band(ends: tuple[int, int, int, int], weak: np.ndarray, edge_to_edge: bool = False) -> np.ndarray:
+    """The ink in a band `LINE_BAND` px wide along a segment, or along its whole line across the picture."""
+    x0, y0, x1, y1 = ends
+    if edge_to_edge:
+        reach = sum(weak.shape) / max(np.hypot(x1 - x0, y1 - y0), 1.0)
+        x0, y0, x1, y1 = (
+            x0 - (x1 - x0) * reach,
+            y0 - (y1 - y0) * reach,
+            x1 + (x1 - x0) * reach,
+            y1 + (y1 - y0) * reach,
+        )
+    line = cv2.line(np.zeros(weak.shape, np.uint8), (int(x0), int(y0)), (int(x1), int(y1)), 1, LINE_BAND)
+    return line.astype(bool) & weak
 
 
 def bridge(level: np.ndarray, gap: np.ndarray, horizontal: bool) -> np.ndarray:

@@ -90,6 +90,25 @@ def test_a_digit_joined_to_the_frame_by_a_thread_is_still_found(reader, mnist: M
     assert reader(out.getvalue()) == label
 
 
+def test_the_rules_of_a_page_narrower_than_the_frame_are_erased(reader, mnist: Mnist) -> None:
+    """A ruled page on a desk: its rules cross 70% of the frame, not most of it, but there are many
+    of them, a ruling; a rule through the digit would otherwise read as one of its strokes. (A rule
+    along a stroke takes the stroke with it: a 9 whose loop's top lies on one can be lost.)"""
+    digits, labels = mnist.test.images[100:120], mnist.test.labels[100:120]
+    read = []
+    for digit in digits:
+        ink = np.asarray(Image.fromarray(digit).resize((140, 140), Image.Resampling.BILINEAR)) / 255.0
+        frame = np.full((400, 600), 0.3)  # the desk
+        frame[20:380, 90:510] = 0.92  # the page
+        for y in range(35, 380, 28):
+            frame[y : y + 2, 90:510] = 0.6  # its rules
+        frame[130:270, 230:370] *= 1.0 - 0.85 * ink
+        out = io.BytesIO()
+        Image.fromarray(np.uint8(255 * frame)).save(out, "PNG")
+        read.append(reader(out.getvalue()))
+    assert np.sum(np.array(read) == labels) >= 17, (read, labels.tolist())
+
+
 @pytest.mark.parametrize("condition", ["plain paper, pen", "whiteboard"])
 def test_a_blank_scene_has_no_digit(condition: str) -> None:
     photo = photo_scenes.render(condition, np.zeros((28, 28), np.uint8), seed=3)
