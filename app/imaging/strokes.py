@@ -33,6 +33,9 @@ RULING_MIN_SIDE = 200  # px: in a smaller picture a digit's strokes are as long,
 MIN_RULE_WIDTH = 1.0  # px of ink per px of length over the noise's: a drawn rule, not a chain of specks
 NEAR = 0.3  # pieces within this much of the digit's size from its box belong to it
 MIN_PIECE = 0.03  # of the main stroke's area: smaller pieces near it are specks
+FRAME_FILLING = 0.3  # of the frame's longer side: a digit running off the picture is this big at least
+STROKE_OF_SIZE = (0.03, 0.25)  # its stroke's width, of its longer side: no hairline, no broad area
+FRAME_INK = 0.2  # and its mean ink level at least this: ink, not the shade of a page's edge
 CENTRE_SIGMA = 0.35  # of the picture's size: how strongly components near the middle are preferred
 MNIST_STROKE = 2.8  # px at the 20 px box: MNIST's mean stroke width (bench/photo_accuracy.py --strokes)
 THIN = 0.65  # strokes under this fraction of MNIST's width are thickened to it
@@ -132,6 +135,9 @@ def select_digit(ink: Ink) -> np.ndarray:
     In a photo, what touches the frame is the page's edge, a shadow or the table, not the digit
     aimed at. Where nothing else stands out, the digit may be joined to the frame by a thread (what
     is left of an erased grid line, a hair): the threads are cut and the digit looked for again.
+    Where still nothing stands out, the digit may run off the picture (a close-up whose tail is
+    cut off): what touches one side of the frame, or two that meet, is taken when it is drawn
+    like a stroke, thin for its size; a shadow, a desk or a dark corner is a broad area.
     """
     photo = not ink.flat and min(ink.weak.shape) >= MIN_PHOTO
     try:
@@ -139,16 +145,22 @@ def select_digit(ink: Ink) -> np.ndarray:
     except NoDigitFound:
         if not photo:
             raise
+    try:
         return pick_digit(ink, cut_from_frame(ink.weak), photo)
+    except NoDigitFound:
+        return pick_digit(ink, ink.weak, photo, strokes_off_the_frame=True)
 
 
-def pick_digit(ink: Ink, weak: np.ndarray, photo: bool) -> np.ndarray:
+def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: bool = False) -> np.ndarray:
     """The component of `weak` with the most ink, weighted towards the middle, and the pieces near it."""
     h, w = weak.shape
     count, labels, stats, centres = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     has_core = np.bincount(labels[ink.strong], minlength=count) > 0
     if photo:
-        has_core &= ~touches_frame(stats, h, w)
+        touching = touches_frame(stats, h, w)
+        if strokes_off_the_frame:
+            touching &= ~(sides_touched_ok(stats, h, w) & stroke_like(labels, stats, ink.level))
+        has_core &= ~touching
     mass = np.bincount(labels.ravel(), weights=ink.level.ravel(), minlength=count)
     offset = ((centres[:, 0] - w / 2) / w) ** 2 + ((centres[:, 1] - h / 2) / h) ** 2
     score = mass * np.exp(-offset / (2 * CENTRE_SIGMA**2)) * has_core
@@ -174,6 +186,28 @@ def cut_from_frame(weak: np.ndarray) -> np.ndarray:
     joined = touching[labels]
     opened = cv2.morphologyEx(joined.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return (weak & ~joined) | opened.astype(bool)
+
+
+def sides_touched_ok(stats: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Touching one side of the frame, or two that meet at a corner: not running across it."""
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    left, top, right, bottom = x == 0, y == 0, x + bw == w, y + bh == h
+    return ~(left & right) & ~(top & bottom)
+
+
+def stroke_like(labels: np.ndarray, stats: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Of the components touching the frame, those drawn like a digit that fills the picture: a
+    good part of the frame's size, dark as ink rather than a shade, and a stroke's width for its
+    size, neither a hairline (a grid line, wood grain) nor a broad area (a shadow, a dark corner)."""
+    like = np.zeros(len(stats), bool)
+    frame = max(labels.shape)
+    for i in np.flatnonzero(touches_frame(stats, *labels.shape)):
+        size = max(stats[i, 2], stats[i, 3])
+        if i > 0 and size >= FRAME_FILLING * frame:
+            component = labels == i
+            inked = float(level[component].mean()) >= FRAME_INK
+            like[i] = inked and STROKE_OF_SIZE[0] <= stroke_width(component) / size <= STROKE_OF_SIZE[1]
+    return like
 
 
 def touches_frame(stats: np.ndarray, h: int, w: int) -> np.ndarray:

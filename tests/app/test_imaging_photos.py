@@ -109,6 +109,23 @@ def test_the_rules_of_a_page_narrower_than_the_frame_are_erased(reader, mnist: M
     assert np.sum(np.array(read) == labels) >= 17, (read, labels.tolist())
 
 
+def test_a_close_up_whose_digit_runs_off_the_picture_is_read(reader, mnist: Mnist) -> None:
+    """A digit too big for the frame touches its edge, where a photo's page edges and desks are;
+    drawn like a stroke, and nothing else there, it is the digit."""
+    chosen = [i for i, label in enumerate(mnist.test.labels) if label in (4, 7, 9)][:12]
+    read = []
+    for index in chosen:
+        ink = np.asarray(
+            Image.fromarray(mnist.test.images[index]).resize((560, 560), Image.Resampling.BILINEAR)
+        )
+        page = np.linspace(0.8, 0.95, 400)[None, :] * np.ones((400, 1))  # light from one side
+        page *= 1.0 - 0.85 * ink[60:460, 80:480] / 255.0  # the tail runs off the bottom
+        out = io.BytesIO()
+        Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
+        read.append(read_or_none(reader, out.getvalue()))
+    assert read == mnist.test.labels[chosen].tolist()
+
+
 @pytest.mark.parametrize("condition", ["plain paper, pen", "whiteboard"])
 def test_a_blank_scene_has_no_digit(condition: str) -> None:
     photo = photo_scenes.render(condition, np.zeros((28, 28), np.uint8), seed=3)
