@@ -159,7 +159,7 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
     if photo:
         touching = touches_frame(stats, h, w)
         if strokes_off_the_frame:
-            touching &= ~(sides_touched_ok(stats, h, w) & stroke_like(labels, stats, ink.level))
+            touching &= ~(touches_one_side_or_corner(stats, h, w) & stroke_like(labels, stats, ink.level))
         has_core &= ~touching
     mass = np.bincount(labels.ravel(), weights=ink.level.ravel(), minlength=count)
     offset = ((centres[:, 0] - w / 2) / w) ** 2 + ((centres[:, 1] - h / 2) / h) ** 2
@@ -188,7 +188,7 @@ def cut_from_frame(weak: np.ndarray) -> np.ndarray:
     return (weak & ~joined) | opened.astype(bool)
 
 
-def sides_touched_ok(stats: np.ndarray, h: int, w: int) -> np.ndarray:
+def touches_one_side_or_corner(stats: np.ndarray, h: int, w: int) -> np.ndarray:
     """Touching one side of the frame, or two that meet at a corner: not running across it."""
     x, y, bw, bh = (stats[:, i] for i in range(4))
     left, top, right, bottom = x == 0, y == 0, x + bw == w, y + bh == h
