@@ -59,7 +59,14 @@ class Sample:
 
 
 class DataPlane:
-    def __init__(self, batcher: Batcher, info: dict[str, Any], metrics: Metrics, settings: Settings) -> None:
+    def __init__(
+        self,
+        batcher: Batcher,
+        info: dict[str, Any],
+        digit_rule: DigitRule | None,
+        metrics: Metrics,
+        settings: Settings,
+    ) -> None:
         self.batcher, self.info, self.metrics = batcher, info, metrics
         self.geometry = Geometry.of(batcher.model.config, settings.max_output_pixels)
         self.max_image_pixels = settings.max_image_pixels
@@ -68,7 +75,7 @@ class DataPlane:
         watch_admission(metrics, self.admission)
         self.samples: LruCache[str, Sample] = LruCache(settings.sample_cache_bytes, sample_bytes)
         self.pngs: LruCache[tuple[str, PngParams], bytes] = LruCache(settings.png_cache_bytes, len)
-        self.digit_rule = DigitRule.from_card(info)
+        self.digit_rule = digit_rule
 
     async def infer(self, files: list[Upload], preprocess: Preprocess) -> list[Sample]:
         """Encoded images -> their samples (poses and scores), in order."""

@@ -29,7 +29,7 @@ from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import CheckpointError, card_mismatch, load_weights, read_model_card
 from model.data import sha256_file
 from model.device import resolve_device
-from model.nondigit import CARD_KEY
+from model.nondigit import CARD_KEY, DigitRule
 from model.precision import ServingPrecision, resolve_precision
 
 log = logging.getLogger("capsnet.serve")
@@ -42,6 +42,7 @@ class LoadedModel:
     device: torch.device
     precision: ServingPrecision
     info: dict[str, Any]  # what GET /v1/model reports
+    digit_rule: DigitRule | None  # the card's digit check; None for weights never calibrated
     seconds: float
 
 
@@ -52,6 +53,7 @@ def load_model(settings: Settings) -> LoadedModel:
     ensure_servable(model.config, settings.weights)
     sha256 = sha256_file(settings.weights)
     info = describe(model, device, settings.weights, sha256)  # before the convolutions are readied
+    digit_rule = DigitRule.from_card(info)  # a card calibrated by an older release fails here, named
     precision = ServingPrecision(model, device, resolve_precision(settings.precision, device))
     info["precision"] = precision.precision
     if info["card_warning"]:
@@ -68,7 +70,7 @@ def load_model(settings: Settings) -> LoadedModel:
         precision.describe(),
         seconds,
     )
-    return LoadedModel(model, device, precision, info, seconds)
+    return LoadedModel(model, device, precision, info, digit_rule, seconds)
 
 
 class WarmUpFailed(RuntimeError):

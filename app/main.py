@@ -53,7 +53,7 @@ async def start_engine(app: FastAPI, settings: Settings) -> None:
     )
     batcher.start()
     metrics.model_load.set(loaded.seconds)
-    app.state.plane = DataPlane(batcher, loaded.info, metrics, settings)
+    app.state.plane = DataPlane(batcher, loaded.info, loaded.digit_rule, metrics, settings)
     metrics.ready.set(1)
 
 

@@ -102,10 +102,11 @@ def classify(
     readable = [r.image for r in results if r.error is None]
     if not readable:
         return results
-    batch = torch.from_numpy(np.stack(readable)).unsqueeze(1).to(device)  # (B, 1, H, W)
+    inputs = np.stack(readable)  # (B, H, W)
+    batch = torch.from_numpy(inputs).unsqueeze(1).to(device)
     with torch.inference_mode(), precision.region():
         poses, errors = (t.float().cpu().numpy() for t in poses_and_errors(model, batch))  # (B, 10, 16), (B,)
-    verdicts = [None] * len(poses) if rule is None else rule.judge(np.stack(readable), poses, errors).tolist()
+    verdicts = [None] * len(poses) if rule is None else rule.judge(inputs, poses, errors).tolist()
     outputs = iter(zip(poses, errors.tolist(), verdicts, strict=True))
     return [r if r.error is not None else judged(r, *next(outputs)) for r in results]
 
@@ -178,10 +179,11 @@ def main(argv: list[str] | None = None) -> None:
         device = resolve_device(args.device)
         model = load_weights(args.weights, device)
         precision = ServingPrecision(model, device, resolve_precision(args.precision, device))
-    except (CheckpointError, DeviceUnavailable, RuntimeError) as e:  # RuntimeError: a bad device name
+        rule = DigitRule.from_card(read_model_card(args.weights))
+    # RuntimeError: a bad device name; ValueError: a digit check calibrated by an older release
+    except (CheckpointError, DeviceUnavailable, RuntimeError, ValueError) as e:
         sys.exit(f"capsnet-predict: {e}")
     layout = Layout.of_weights(model.config.to_dict(), args.weights)
-    rule = DigitRule.from_card(read_model_card(args.weights))
     results = classify(model, device, precision, args.images, args.preprocess, layout, rule)
     written = []
     if args.save_pngs:

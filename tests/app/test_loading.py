@@ -15,6 +15,7 @@ from app.loading import GEN0_THRESHOLD, UnservableWeights, load_model
 from app.settings import Settings
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import model_card_path, save_weights
+from model.nondigit import CARD_KEY, DigitRule, PoseStatistics
 from model.precision import packs_bf16
 
 
@@ -57,6 +58,22 @@ def test_weights_the_service_cannot_feed_fail_at_load_with_the_reason(tmp_path) 
     settings = Settings(weights=weights, device="cpu")
     with pytest.raises(UnservableWeights, match="3 input channels; the service feeds 1"):
         load_model(settings)
+
+
+def test_a_digit_check_calibrated_before_the_stroke_depth_fails_at_load_with_the_reason(
+    small_weights, tmp_path
+) -> None:
+    weights = tmp_path / "old-card.safetensors"
+    weights.write_bytes(small_weights.read_bytes())
+    rule = DigitRule(
+        30.0, 800.0, 0.7, 5, PoseStatistics(np.zeros((10, 10, 16)), np.tile(np.eye(16), (10, 1, 1))), 0.02
+    )
+    entry = rule.to_card()
+    del entry["max_stroke_depth"]
+    card = json.loads(model_card_path(small_weights).read_text())
+    model_card_path(weights).write_text(json.dumps({**card, CARD_KEY: entry}))
+    with pytest.raises(ValueError, match="run capsnet-calibrate again"):
+        load_model(Settings(weights=weights, device="cpu"))
 
 
 @pytest.mark.skipif(not packs_bf16(torch.device("cpu")), reason="needs bf16 instructions and oneDNN")
