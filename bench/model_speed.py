@@ -1,7 +1,7 @@
 """Prints CapsNet training and inference throughput (images/s) on the current device.
 
-Training: forward + margin/reconstruction loss + backward + Adam step at the training batch
-size. Inference: `class_scores` under `torch.inference_mode` for batch sizes 1 to 256.
+Training: 2-pixel shifts + forward + margin/reconstruction loss + backward + Adam step at the
+training batch size. Inference: `class_scores` under `torch.inference_mode` for batch sizes 1 to 256.
 
     python bench/model_speed.py [--device auto] [--seconds 3] [--compile] [--amp]
 
@@ -20,8 +20,10 @@ from collections.abc import Callable
 import torch
 
 from model.capsnet import CapsNet
+from model.data import random_offsets
 from model.device import resolve_device
 from model.training.loop import train_step
+from model.training.objective import TrainingObjective
 
 BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
@@ -45,11 +47,13 @@ def images_per_second(step: Callable[[], None], batch: int, seconds: float, devi
 
 def training_step(model: CapsNet, batch: int, device: torch.device, amp: bool) -> Callable[[], None]:
     optimizer = torch.optim.Adam(model.parameters())
+    objective = TrainingObjective(model, model.config, max_shift=2, amp=amp)
     images = torch.rand(batch, 1, 28, 28, device=device)
+    offsets = random_offsets(batch, max_shift=2).to(device)
     labels = torch.randint(0, 10, (batch,), device=device)
 
     def step() -> None:
-        train_step(model, optimizer, images, labels, model.config, amp)
+        train_step(objective, optimizer, images, offsets, labels)
 
     return step
 

@@ -19,12 +19,13 @@ import torch
 from epoch_time import synchronize, timed  # bench/epoch_time.py, beside this script
 
 from model.capsnet import CapsNet
-from model.data import load_mnist
+from model.data import load_mnist, random_offsets
 from model.device import resolve_device
 from model.training.batches import make_loader, set_epoch
 from model.training.compiled import COMPILE_MODES, compile_in_place
 from model.training.distributed import Distributed
 from model.training.loop import train_one_epoch, train_step
+from model.training.objective import TrainingObjective
 
 
 def main() -> None:
@@ -39,27 +40,29 @@ def main() -> None:
     train = load_mnist().train
     if args.train_subset:
         train = train.head(args.train_subset)
-    loop_args = Namespace(max_shift=2, amp=True, seed=0, epochs=args.epochs)
+    loop_args = Namespace(seed=0, epochs=args.epochs)
     single = Distributed()
     print(f"device: {device}, torch {torch.__version__}, {len(train)} images, batch 128, {args.compile_mode}")
     for fused in (False, True) if device.type == "cuda" else (False,):  # fused Adam is a CUDA kernel
         torch.manual_seed(0)
         model = CapsNet().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
-        compile_in_place(model, args.compile_mode)
+        objective = TrainingObjective(model, model.config, max_shift=2, amp=True)
+        compile_in_place(objective, args.compile_mode)
         loader = make_loader(train, 128, 0, single, device)
         for epoch in range(args.epochs):
             set_epoch(loader, 0, epoch)
-            one_epoch = partial(train_one_epoch, model, loader, optimizer, model.config, device, loop_args)
+            one_epoch = partial(train_one_epoch, objective, loader, optimizer, device, loop_args)
             seconds = timed(partial(one_epoch, epoch, single), device)
             print(f"Adam fused={fused}: epoch {epoch + 1} {seconds:.3f} s", flush=True)
-    images, labels = (t.to(device) for t in next(iter(loader)))
+    images, labels = next(iter(loader))
+    offsets = random_offsets(len(labels), objective.max_shift).to(device)
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) as profile:
         for _ in range(args.steps):
-            train_step(model, optimizer, images, labels, model.config, True)
+            train_step(objective, optimizer, images, offsets, labels)
         synchronize(device)
     table = profile.key_averages()
     if device.type == "cuda":

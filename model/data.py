@@ -192,10 +192,24 @@ def random_shift(images: Tensor, max_shift: int, generator: torch.Generator | No
     """Shifts each image by up to `max_shift` pixels in x and y with zero padding (section 5)."""
     if max_shift == 0:
         return images
+    offsets = random_offsets(len(images), max_shift, generator).to(images.device)
+    return shift_images(images, offsets, max_shift)
+
+
+def random_offsets(batch: int, max_shift: int, generator: torch.Generator | None = None) -> Tensor:
+    """(2, batch) row and column offsets in [0, 2 * max_shift], drawn on the CPU from `generator`."""
+    return torch.randint(0, 2 * max_shift + 1, (2, batch), generator=generator)
+
+
+def shift_images(images: Tensor, offsets: Tensor, max_shift: int) -> Tensor:
+    """Moves image k by (offsets[0, k], offsets[1, k]) - max_shift pixels, zero-padded.
+
+    Pure tensor indexing with the offsets as an input, so that it compiles into a training step.
+    """
+    if max_shift == 0:
+        return images
     b, _, h, w = images.shape
     padded = torch.nn.functional.pad(images, [max_shift] * 4)  # (B, C, H+2m, W+2m)
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator)
-    offsets = offsets.to(images.device)
     rows = offsets[0, :, None] + torch.arange(h, device=images.device)  # (B, H)
     cols = offsets[1, :, None] + torch.arange(w, device=images.device)  # (B, W)
     batch = torch.arange(b, device=images.device)[:, None, None]

@@ -34,6 +34,7 @@ from model.training.batches import make_loader, set_epoch
 from model.training.compiled import COMPILE_MODES, compile_in_place
 from model.training.distributed import barrier, setup_distributed, shut_down, wrap_ddp
 from model.training.loop import evaluate_split, train_one_epoch
+from model.training.objective import TrainingObjective
 from model.training.outputs import save_epoch_weights
 from model.training.progress import epoch_line, report_outputs
 from model.training.resume import Progress, TrainingState, save_checkpoint, start_or_resume
@@ -164,8 +165,9 @@ def train(args: argparse.Namespace) -> None:
     train_split, valid = splits(args)
     state = training_state(args, device)
     progress = start_or_resume(args, state, dist_info.is_main)
-    compile_in_place(state.model, args.compile_mode)  # after the average copied the model
     trained = wrap_ddp(state.model, dist_info, device)
+    objective = TrainingObjective(trained, state.model.config, args.max_shift, args.amp)
+    compile_in_place(objective, args.compile_mode)  # the model itself stays eager: validation
     loader = make_loader(train_split, args.batch_size, args.seed, dist_info, device)
     if dist_info.is_main:
         args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +181,7 @@ def train(args: argparse.Namespace) -> None:
         averaging = state.swa if state.swa is not None and state.swa.covers(epoch) else None
         averaged = averaging.averaged if averaging else None
         metrics = train_one_epoch(
-            trained, loader, state.optimizer, state.model.config, device, args, epoch, dist_info, averaged
+            objective, loader, state.optimizer, device, args, epoch, dist_info, averaged
         )
         (averaging.scheduler if averaging else state.scheduler).step()
         if dist_info.is_main:

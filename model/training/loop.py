@@ -1,8 +1,9 @@
 """One training epoch (the paper's margin + reconstruction loss, 2-pixel shifts) and validation.
 
 Plain functions in the manner of pytorch/examples' `mnist/main.py`: `train_step` is one optimizer
-step, `train_one_epoch` a pass over the shuffled batches that returns the epoch's means, and
-`evaluate_split` the accuracy and loss of a held-out split decoded as at inference.
+step of a `TrainingObjective` (what `torch.compile` compiles), `train_one_epoch` a pass over the
+shuffled batches that returns the epoch's means, and `evaluate_split` the accuracy and loss of a
+held-out split decoded as at inference.
 """
 
 from __future__ import annotations
@@ -12,70 +13,55 @@ import time
 
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 
-from model.capsnet import CapsNet, CapsNetConfig, CapsNetOutput
-from model.data import Split, random_shift
-from model.losses import CapsNetLoss, capsnet_loss
+from model.capsnet import CapsNet
+from model.data import Split, random_offsets
+from model.losses import capsnet_loss
 from model.training.batches import ShuffledBatches
 from model.training.distributed import Distributed
+from model.training.objective import SUMS, TrainingObjective
 from model.training.progress import epoch_bar, show_running
 
 
 def train_step(
-    model: nn.Module,
+    objective: TrainingObjective,
     optimizer: torch.optim.Optimizer,
     images: Tensor,
+    offsets: Tensor,
     labels: Tensor,
-    cfg: CapsNetConfig,
-    amp: bool,
-) -> tuple[CapsNetOutput, CapsNetLoss]:
-    """One optimizer step; `amp` runs the convolutions in bf16 (the model keeps the rest fp32)."""
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
-        out = model(images, labels)
-    loss = capsnet_loss(out, images, labels, cfg)
+) -> Tensor:
+    """One optimizer step; returns the step's sums (`objective.SUMS`), still on the device."""
+    loss, sums = objective(images, offsets, labels)
     optimizer.zero_grad(set_to_none=True)
-    loss.total.backward()
+    loss.backward()
     optimizer.step()
-    return out, loss
+    return sums
 
 
 def train_one_epoch(
-    model: nn.Module,
+    objective: TrainingObjective,
     loader: ShuffledBatches,
     optimizer: torch.optim.Optimizer,
-    cfg: CapsNetConfig,
     device: torch.device,
     args: argparse.Namespace,
     epoch: int,
     dist_info: Distributed,
     averaged: AveragedModel | None = None,
 ) -> dict[str, float]:
-    """One pass over `loader` (reads `args.seed`, `max_shift`, `amp` and `epochs`); `averaged`, if
-    given, takes in the weights after every step. The sums stay on the device until the end."""
-    model.train()
+    """One pass over `loader` (reads `args.seed` and `epochs`); `averaged`, if given, takes in the
+    weights after every step. The sums stay on the device until the end."""
+    objective.train()
     shift_rng = torch.Generator().manual_seed(args.seed * 100_003 + epoch * 1_009 + dist_info.rank)
-    totals = torch.zeros(5, device=device)  # loss, margin, reconstruction, correct, seen
+    totals = torch.zeros(len(SUMS), device=device)
     bar = epoch_bar(loader, epoch, args.epochs, dist_info.is_main)
     start = time.perf_counter()
     for step, (images, labels) in enumerate(bar):
-        images = random_shift(images, args.max_shift, shift_rng).to(device)  # a no-op when on device
-        labels = labels.to(device)
-        out, loss = train_step(model, optimizer, images, labels, cfg, args.amp)
+        offsets = random_offsets(len(labels), objective.max_shift, shift_rng).to(device)
+        totals += train_step(objective, optimizer, images.to(device), offsets, labels.to(device))
         if averaged is not None:
-            averaged.update_parameters(model)
-        n = len(labels)
-        correct = (out.lengths.argmax(1) == labels).sum()
-        totals += torch.stack(
-            [
-                loss.total.detach() * n,
-                loss.margin.detach() * n,
-                loss.reconstruction.detach() * n,
-                correct.float(),
-                torch.full((), n, device=device),  # filled on the device: no copy from the host
-            ]
-        )
+            averaged.update_parameters(objective.model)
         if step % 50 == 0:  # reading the totals waits for the device: not every step
             show_running(bar, loss=totals[0].item(), correct=totals[3].item(), seen=totals[4].item())
     if dist_info.world_size > 1:

@@ -16,11 +16,13 @@ import torch
 
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import load_training_state, load_weights, read_model_card, save_weights
-from model.data import Mnist, sha256_file
+from model.data import Mnist, random_offsets, random_shift, sha256_file
+from model.losses import capsnet_loss
 from model.train import main, parse_args
 from model.training.batches import make_loader, set_epoch
 from model.training.distributed import Distributed
 from model.training.loop import train_one_epoch
+from model.training.objective import TrainingObjective
 from model.training.weight_average import WeightAverage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,15 +35,33 @@ def test_a_tiny_training_run_lowers_the_loss(mnist: Mnist, amp: bool) -> None:
     model = CapsNet(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     loader = make_loader(mnist.train.head(256), batch_size=32, seed=0, dist_info=Distributed())
-    args = Namespace(max_shift=2, amp=amp, seed=0, epochs=4)
+    objective = TrainingObjective(model, cfg, max_shift=2, amp=amp)
+    args = Namespace(seed=0, epochs=4)
     losses = []
     for epoch in range(1, 5):
         set_epoch(loader, 0, epoch)
         cpu = torch.device("cpu")
-        metrics = train_one_epoch(model, loader, optimizer, cfg, cpu, args, epoch, Distributed())
+        metrics = train_one_epoch(objective, loader, optimizer, cpu, args, epoch, Distributed())
         losses.append(metrics["train_loss"])
     assert losses[-1] < 0.7 * losses[0], losses
     assert metrics["train_accuracy"] > 0.3
+
+
+def test_the_objective_is_the_papers_loss_on_the_shifted_batch_with_its_sums(mnist: Mnist) -> None:
+    torch.manual_seed(0)
+    cfg = CapsNetConfig(conv1_channels=8, primary_types=2)
+    model = CapsNet(cfg)
+    images, labels = mnist.train.head(8).tensors()
+    offsets = random_offsets(8, max_shift=2, generator=torch.Generator().manual_seed(3))
+    loss, sums = TrainingObjective(model, cfg, max_shift=2, amp=False)(images, offsets, labels)
+    shifted = random_shift(images, max_shift=2, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(shifted, images)
+    out = model(shifted, labels)
+    expected = capsnet_loss(out, shifted, labels, cfg)
+    torch.testing.assert_close(loss, expected.total)
+    correct = (out.lengths.argmax(1) == labels).sum().float()
+    losses = torch.stack([expected.total, expected.margin, expected.reconstruction]) * 8
+    torch.testing.assert_close(sums, torch.cat([losses.detach(), correct[None], torch.tensor([8.0])]))
 
 
 def test_the_weight_average_takes_in_every_step(mnist: Mnist) -> None:
@@ -55,9 +75,10 @@ def test_the_weight_average_takes_in_every_step(mnist: Mnist) -> None:
         lambda *_: snapshots.append([p.detach().clone() for p in model.parameters()])
     )
     loader = make_loader(mnist.train.head(48), batch_size=16, seed=0, dist_info=Distributed())
-    args = Namespace(max_shift=2, amp=False, seed=0, epochs=1)
+    objective = TrainingObjective(model, cfg, max_shift=2, amp=False)
+    args = Namespace(seed=0, epochs=1)
     cpu = torch.device("cpu")
-    train_one_epoch(model, loader, optimizer, cfg, cpu, args, 1, Distributed(), swa.averaged)
+    train_one_epoch(objective, loader, optimizer, cpu, args, 1, Distributed(), swa.averaged)
     assert swa.steps == len(snapshots) == 3
     for i, averaged in enumerate(swa.averaged.module.parameters()):
         mean = torch.stack([step[i] for step in snapshots]).mean(0)
