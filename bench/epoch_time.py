@@ -72,7 +72,7 @@ def ours(
 ) -> dict:
     torch.manual_seed(0)
     model = CapsNet().to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=device.type == "cuda")  # as training
     objective = TrainingObjective(model, model.config, max_shift=2, amp=amp)
     compile_in_place(objective, compile_mode)  # as `capsnet-train --compile-mode` does
     args = Namespace(seed=0, epochs=epochs)
