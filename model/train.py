@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="bf16 autocast for the convolutions; a CPU gains only with bf16 instructions (default: off)",
     )
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (default: off)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (default: off)")
     p.add_argument(
         "--compile-mode",
         choices=COMPILE_MODES,
