@@ -168,7 +168,7 @@ def train(args: argparse.Namespace) -> None:
     progress = start_or_resume(args, state, dist_info.is_main)
     trained = wrap_ddp(state.model, dist_info, device)
     objective = TrainingObjective(trained, state.model.config, args.max_shift, args.amp)
-    compile_in_place(objective, args.compile_mode)  # the model itself stays eager: validation
+    compile_in_place(objective, args.compile_mode)  # validation runs the model itself, eager
     loader = make_loader(train_split, args.batch_size, args.seed, dist_info, device)
     if dist_info.is_main:
         args.out_dir.mkdir(parents=True, exist_ok=True)

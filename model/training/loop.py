@@ -32,7 +32,7 @@ def train_step(
     offsets: Tensor,
     labels: Tensor,
 ) -> Tensor:
-    """One optimizer step; returns the step's sums (`objective.SUMS`), still on the device."""
+    """One optimizer step; returns the step's sums (in the order of `SUMS`), still on the device."""
     loss, sums = objective(images, offsets, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
