@@ -65,18 +65,20 @@ def polarity(grey: np.ndarray) -> bool | None:
     median. An image whose background is exactly one level (a canvas export, a rendering) is
     read whole. In a photo the middle half, where people aim, is read first: a dark desk or a
     board's frame around the page can cover more of the picture than the page itself; when the
-    middle gives no clear answer, the whole picture is read. A shadow over half the page puts
-    the median between two paper levels; then neither side is clearly further and the thin
-    features decide (`thin_features_darker`).
+    middle gives no clear answer, the whole picture is read, unless the middle leans the other
+    way: a lit page on a dark desk is a clear light tail of the whole picture, not ink. A shadow
+    over half the page puts the median between two paper levels; then neither side is clearly
+    further and the thin features decide (`thin_features_darker`).
     """
     h, w = grey.shape
     whole = tails(grey)
     if whole[0] == np.inf or min(h, w) < MIN_PHOTO:
         return whole[1] if whole[0] >= CLEAR_TAIL else None
-    for clarity, dark_ink in (tails(grey[h // 4 : h - h // 4, w // 4 : w - w // 4]), whole):
-        if clarity >= CLEAR_TAIL:
-            return dark_ink
-    return None
+    clarity, dark_ink = tails(grey[h // 4 : h - h // 4, w // 4 : w - w // 4])
+    if clarity >= CLEAR_TAIL:
+        return dark_ink
+    leans_other_way = clarity > 0 and dark_ink != whole[1]
+    return whole[1] if whole[0] >= CLEAR_TAIL and not leans_other_way else None
 
 
 def tails(grey: np.ndarray) -> tuple[float, bool]:
