@@ -137,6 +137,14 @@ class Evidence:
     lengths: np.ndarray  # winning capsule lengths
     depths: np.ndarray  # stroke depths
 
+    @classmethod
+    def of(
+        cls, images: np.ndarray, poses: np.ndarray, errors: np.ndarray, statistics: PoseStatistics
+    ) -> Evidence:
+        """From inputs (N, H, W), their poses (N, classes, dims) and errors (N,)."""
+        distances, lengths = statistics.distances(poses), winning_lengths(poses)
+        return cls(np.asarray(errors), distances, lengths, stroke_depths(images))
+
 
 @dataclass(frozen=True)
 class DigitRule:
@@ -162,12 +170,7 @@ class DigitRule:
 
     def evidence(self, images: np.ndarray, poses: np.ndarray, errors: np.ndarray) -> Evidence:
         """What the rule weighs, from inputs (N, H, W), their poses (N, classes, dims) and errors (N,)."""
-        return Evidence(
-            np.asarray(errors),
-            self.pose_statistics.distances(poses),
-            winning_lengths(poses),
-            stroke_depths(images),
-        )
+        return Evidence.of(images, poses, errors, self.pose_statistics)
 
     def judge(self, images: np.ndarray, poses: np.ndarray, errors: np.ndarray) -> np.ndarray:
         """The rule on one forward pass: inputs (N, H, W), poses (N, classes, dims) and errors (N,)
@@ -224,9 +227,7 @@ def calibrate(
     if not 0.0 < false_alarm_rate < 1.0:
         raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate}")
     statistics = PoseStatistics.fit(poses)
-    evidence = Evidence(
-        np.asarray(errors), statistics.distances(poses), winning_lengths(poses), stroke_depths(images)
-    )
+    evidence = Evidence.of(images, poses, errors, statistics)
     low, high = 0.0, false_alarm_rate
     for _ in range(50):
         share = (low + high) / 2
