@@ -25,7 +25,7 @@ class WeightAverage:
     def create(
         cls, model: nn.Module, optimizer: torch.optim.Optimizer, start_epoch: int, lr: float
     ) -> WeightAverage:
-        """Call before compiling `model`, so that the average's own copy runs uncompiled."""
+        """The average starts as a copy of `model`'s weights; SWALR takes over `optimizer`'s rate."""
         return cls(start_epoch, AveragedModel(model), SWALR(optimizer, swa_lr=lr, anneal_epochs=1))
 
     def covers(self, epoch: int) -> bool:
