@@ -4,10 +4,10 @@ Ruled or grid lines are found as long straight segments (probabilistic Hough tra
 cross most of the picture, or shorter ones (a page on a desk) that make a ruling of several,
 erased, and the strokes they crossed bridged again. The digit is the connected component with
 the most ink, weighted towards the middle of the picture where people aim (in a photo, what
-touches the frame is not a candidate), together with the pieces near it (a 5's hat, a broken
-stroke); specks elsewhere are left. Last, thin pen lines are thickened towards MNIST's stroke
-width, so that a ballpoint digit on a large photo and a marker digit both look like what the
-model was trained on.
+touches the frame is not a candidate, nor is a flat line: what is left of a rule, a page's
+edge), together with the pieces near it (a 5's hat, a broken stroke); specks elsewhere are left.
+Last, thin pen lines are thickened towards MNIST's stroke width, so that a ballpoint digit on a
+large photo and a marker digit both look like what the model was trained on.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ RULING_GAP = 0.04  # of the shorter side: lines closer than this are one
 RULING_SPREAD = 0.2  # of the shorter side: a ruling's lines are spread this far at least
 RULING_MIN_SIDE = 200  # px: in a smaller picture a digit's strokes are as long, apart and solid
 MIN_RULE_WIDTH = 1.0  # px of ink per px of length over the noise's: a drawn rule, not a chain of specks
+RULE_FAN = np.deg2rad(4)  # a page's rules, seen in perspective, fan out by a few degrees
 NEAR = 0.3  # pieces within this much of the digit's size from its box belong to it
 MIN_PIECE = 0.03  # of the main stroke's area: smaller pieces near it are specks
+FLAT = 4  # a component this many times wider than tall is a line (a rule's remnant, a page's edge)
 FRAME_FILLING = 0.3  # of the frame's longer side: a digit running off the picture is this big at least
 STROKE_OF_SIZE = (0.03, 0.25)  # its stroke's width, of its longer side: no hairline, no broad area
 FRAME_INK = 0.2  # and its mean ink level at least this: ink, not the shade of a page's edge
@@ -50,7 +52,8 @@ def erase_lines(ink: Ink) -> Ink:
     of a ruling: at least `RULING` such lines of its direction, well apart and spread over a good
     part of the picture, which a digit's straight strokes never make. A ruling's lines are erased
     from edge to edge, the pieces beside the digit too. A picture too small to show a ruling's
-    lines apart from the digit's strokes gets no such search.
+    lines apart from the digit's strokes gets no such search. Where lines do cross the picture,
+    the shorter lines parallel to them are the rest of their ruling (`rest_of_ruling`).
     """
     h, w = ink.weak.shape
     side = min(h, w)
@@ -61,10 +64,14 @@ def erase_lines(ink: Ink) -> Ink:
         s for s in straight_lines(ink, thin, LINE_SPAN) if s.extent >= LINE_SPAN * (w if s.horizontal else h)
     ]
     erase = [(band(s.ends, ink.weak), s.horizontal) for s in across]
-    unruled = {True, False} - {s.horizontal for s in across}  # the directions no line crosses
+    ruled = {s.horizontal for s in across}
+    unruled = {True, False} - ruled  # the directions no line crosses
+    shorter = straight_lines(ink, thin, RULED_SPAN) if ruled or side >= RULING_MIN_SIDE else []
+    for horizontal in ruled:
+        rules = [s for s in across if s.horizontal == horizontal]
+        erase += [(band(s.ends, ink.weak), horizontal) for s in rest_of_ruling(rules, shorter)]
     if side >= RULING_MIN_SIDE and unruled:
         noise = LINE_BAND * float(ink.weak.mean())  # ink per px of length a band over noise alone holds
-        shorter = straight_lines(ink, thin, RULED_SPAN)
         for horizontal in unruled:
             family = [
                 s for s in shorter if s.horizontal == horizontal and s.density >= MIN_RULE_WIDTH + noise
@@ -78,6 +85,25 @@ def erase_lines(ink: Ink) -> Ink:
     return replace(ink, level=level)
 
 
+def rest_of_ruling(rules: list[Segment], shorter: list[Segment]) -> list[Segment]:
+    """The shorter lines of the direction `rules` cross the picture in that are parallel to them.
+
+    On a page smaller than the frame (a desk around it, a tilt), only some of its rules cross
+    three quarters of the picture; the others, as long on the page, are as much rules and would
+    otherwise join the digit they cross to the page's edge. Hough's transform finds a line
+    again in pieces: a line that lies on one already taken is left out, so that a digit's
+    stroke beside a rule is not eaten by a second band.
+    """
+    low = min(s.tilt for s in rules) - RULE_FAN
+    high = max(s.tilt for s in rules) + RULE_FAN
+    taken = list(rules)
+    for s in shorter:
+        parallel = s.horizontal == rules[0].horizontal and low <= s.tilt <= high
+        if parallel and not any(s.lies_on(t) for t in taken):
+            taken.append(s)
+    return taken[len(rules) :]
+
+
 @dataclass(frozen=True)
 class Segment:
     """A straight run of ink that Hough's transform found."""
@@ -87,6 +113,22 @@ class Segment:
     density: float  # px of ink per px of its length, in a band `LINE_BAND` wide
     place: float  # px: where it runs across
     extent: int  # px: how far it runs along
+
+    @property
+    def tilt(self) -> float:
+        """Radians from its axis (the x axis for a horizontal line, the y axis for a vertical one)."""
+        x0, y0, x1, y1 = self.ends
+        along, across = (x1 - x0, y1 - y0) if self.horizontal else (y1 - y0, x1 - x0)
+        return float(np.arctan(across / along))
+
+    def lies_on(self, other: Segment) -> bool:
+        """Both ends within `LINE_BAND` px of the other's line: the same line, found again."""
+        x0, y0, x1, y1 = other.ends
+        length = max(float(np.hypot(x1 - x0, y1 - y0)), 1.0)
+        return all(
+            abs((x1 - x0) * (y0 - y) - (x0 - x) * (y1 - y0)) / length < LINE_BAND
+            for x, y in (self.ends[:2], self.ends[2:])
+        )
 
 
 def straight_lines(ink: Ink, thin: np.ndarray, span: float) -> list[Segment]:
@@ -152,7 +194,11 @@ def select_digit(ink: Ink) -> np.ndarray:
 
 
 def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: bool = False) -> np.ndarray:
-    """The component of `weak` with the most ink, weighted towards the middle, and the pieces near it."""
+    """The component of `weak` with the most ink, weighted towards the middle, and the pieces near it.
+
+    No digit is a line `FLAT` times wider than tall, so such a component does not lead, though it
+    may join the digit as a piece near it (a 7's bar, a 5's hat).
+    """
     h, w = weak.shape
     count, labels, stats, centres = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     has_core = np.bincount(labels[ink.strong], minlength=count) > 0
@@ -163,7 +209,8 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
         has_core &= ~touching
     mass = np.bincount(labels.ravel(), weights=ink.level.ravel(), minlength=count)
     offset = ((centres[:, 0] - w / 2) / w) ** 2 + ((centres[:, 1] - h / 2) / h) ** 2
-    score = mass * np.exp(-offset / (2 * CENTRE_SIGMA**2)) * has_core
+    line = stats[:, 2] > FLAT * stats[:, 3]  # may join the digit as a piece (a 7's bar), not be it
+    score = mass * np.exp(-offset / (2 * CENTRE_SIGMA**2)) * has_core * ~line
     score[0] = 0  # the background
     main = int(score.argmax())
     if score[main] <= 0 or max(stats[main, 2], stats[main, 3]) < max(3, 0.03 * max(h, w)):
