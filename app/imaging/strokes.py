@@ -5,7 +5,8 @@ cross most of the picture, or shorter ones (a page on a desk) that make a ruling
 erased, and the strokes they crossed bridged again. The digit is the connected component with
 the most ink, weighted towards the middle of the picture where people aim (in a photo, what
 touches the frame is not a candidate, nor is a flat line: what is left of a rule, a page's
-edge), together with the pieces near it (a 5's hat, a broken stroke); specks elsewhere are left.
+edge), together with the pieces near it (a 5's hat, a broken stroke), but not a box drawn
+around it (a form's field); specks elsewhere are left.
 Last, thin pen lines are thickened towards MNIST's stroke width, so that a ballpoint digit on a
 large photo and a marker digit both look like what the model was trained on.
 """
@@ -35,6 +36,11 @@ RULE_FAN = np.deg2rad(4)  # a page's rules, seen in perspective, fan out by a fe
 NEAR = 0.3  # pieces within this much of the digit's size from its box belong to it
 MIN_PIECE = 0.03  # of the main stroke's area: smaller pieces near it are specks
 FLAT = 4  # a component this many times wider than tall is a line (a rule's remnant, a page's edge)
+BOX_MIN = 8  # px: a box around a digit is at least this big on each side
+BOX_HOLLOW = 0.3  # of its bounding box: a box's ink is no more than this
+BOX_HOLDS = 0.1  # of a box's ink: what it holds has at least this much (more than a speck)
+BOX_BAND = 0.1  # of its smaller side: how far from its rectangle's edge a box's sides lie
+BOX_SIDES = 0.8  # of each side's length: how much of it a box runs along
 FRAME_FILLING = 0.3  # of the frame's longer side: a digit running off the picture is this big at least
 STROKE_OF_SIZE = (0.03, 0.25)  # its stroke's width, of its longer side: no hairline, no broad area
 FRAME_INK = 0.2  # and its mean ink level at least this: ink, not the shade of a page's edge
@@ -197,7 +203,8 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
     """The component of `weak` with the most ink, weighted towards the middle, and the pieces near it.
 
     No digit is a line `FLAT` times wider than tall, so such a component does not lead, though it
-    may join the digit as a piece near it (a 7's bar, a 5's hat).
+    may join the digit as a piece near it (a 7's bar, a 5's hat). A box around another candidate
+    is neither (`boxes`).
     """
     h, w = weak.shape
     count, labels, stats, centres = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
@@ -207,6 +214,7 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
         if strokes_off_the_frame:
             touching &= ~(touches_one_side_or_corner(stats, h, w) & stroke_like(labels, stats, ink.level))
         has_core &= ~touching
+    has_core &= ~boxes(labels, stats, has_core)
     mass = np.bincount(labels.ravel(), weights=ink.level.ravel(), minlength=count)
     offset = ((centres[:, 0] - w / 2) / w) ** 2 + ((centres[:, 1] - h / 2) / h) ** 2
     line = stats[:, 2] > FLAT * stats[:, 3]  # may join the digit as a piece (a 7's bar), not be it
@@ -221,6 +229,42 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
     right = (stats[chosen, 0] + stats[chosen, 2]).max()
     keep = np.isin(labels[top:bottom, left:right], chosen)
     return np.where(keep, ink.level[top:bottom, left:right], 0.0).astype(np.float32)
+
+
+def boxes(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The candidates that are a box drawn around another: a form's field, a frame around the digit.
+
+    A box is hollow, runs along all four sides of the rectangle around it into its corners, and
+    holds another candidate with a good share of its ink; no digit does all three (a 0 leaves the
+    corners empty and holds nothing but specks).
+    """
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    found = np.zeros(len(stats), bool)
+    for i in np.flatnonzero(candidates & (bw >= BOX_MIN) & (bh >= BOX_MIN) & (area < BOX_HOLLOW * bw * bh)):
+        inside = (x > x[i]) & (y > y[i]) & (x + bw < x[i] + bw[i]) & (y + bh < y[i] + bh[i])
+        if not (candidates & inside & (area >= BOX_HOLDS * area[i])).any():
+            continue
+        found[i] = runs_along_its_sides(labels[y[i] : y[i] + bh[i], x[i] : x[i] + bw[i]] == i)
+    return found
+
+
+def runs_along_its_sides(outline: np.ndarray) -> bool:
+    """Whether the ink reaches every corner of the smallest rectangle around it (turned as the page
+    is) and runs along `BOX_SIDES` of each side, within `BOX_BAND` of its smaller side. A round
+    or squarish 0 leaves the corners empty."""
+    points = np.column_stack(np.nonzero(outline)[::-1]).astype(np.float32)  # (x, y)
+    rectangle = cv2.minAreaRect(points)
+    band = max(2.0, BOX_BAND * min(rectangle[1]))
+    margin = max(outline.shape) // 2 + 1  # room for the corners of a turned rectangle
+    padded = np.pad(outline, margin)
+    away = cv2.distanceTransform((~padded).astype(np.uint8), cv2.DIST_L2, 3)  # px to the nearest ink
+    corners = cv2.boxPoints(rectangle) + margin
+    for start, end in zip(corners, np.roll(corners, -1, axis=0), strict=True):
+        cols, rows = np.linspace(start, end, 50).round().astype(int).T
+        near = away[rows, cols] <= band
+        if not near[0] or float(near.mean()) < BOX_SIDES:
+            return False
+    return True
 
 
 def cut_from_frame(weak: np.ndarray) -> np.ndarray:

@@ -56,6 +56,7 @@ HARD_SCENES = [
     "squared paper",
     "whiteboard",
     "everything at once",
+    "digit in a form's box",
 ]
 
 
@@ -145,6 +146,21 @@ def test_a_line_with_more_ink_than_the_digit_is_not_taken_for_it(reader, mnist: 
         Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
         read.append(reader(out.getvalue()))
     assert np.sum(np.array(read) == mnist.test.labels[100:110]) >= 9, read
+
+
+def test_a_digit_in_a_forms_box_is_read_without_the_box(reader, mnist: Mnist) -> None:
+    """A digit written in a printed field: the box around it is near the digit but no part of it."""
+    read = []
+    for digit in mnist.test.images[200:210]:
+        ink = np.asarray(Image.fromarray(digit).resize((120, 120), Image.Resampling.BILINEAR)) / 255.0
+        page = np.linspace(0.8, 0.95, 400)[None, :] * np.ones((300, 1))
+        page[90:210, 140:260] *= 1.0 - 0.85 * ink
+        page[70:230, 120:280][[0, 1, -2, -1]] = 0.35  # the box's top and bottom, 2 px
+        page[70:230, 120:280][:, [0, 1, -2, -1]] = 0.35  # and its sides
+        out = io.BytesIO()
+        Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
+        read.append(reader(out.getvalue()))
+    assert np.sum(np.array(read) == mnist.test.labels[200:210]) >= 9, read
 
 
 def test_a_close_up_whose_digit_runs_off_the_picture_is_read(reader, mnist: Mnist) -> None:

@@ -1,8 +1,11 @@
-"""Which shorter lines of a ruled direction are the rest of its ruling."""
+"""Which shorter lines of a ruled direction are the rest of its ruling; which components are boxes."""
 
 from __future__ import annotations
 
-from app.imaging.strokes import Segment, rest_of_ruling
+import cv2
+import numpy as np
+
+from app.imaging.strokes import Segment, boxes, rest_of_ruling
 
 
 def horizontal(x0: int, y0: int, x1: int, y1: int) -> Segment:
@@ -33,3 +36,46 @@ def test_vertical_lines_do_not_join_a_horizontal_ruling() -> None:
     rules = [horizontal(0, 100, 400, 110)]
     vertical = Segment((100, 0, 102, 300), False, density=1.5, place=101.0, extent=300)
     assert rest_of_ruling(rules, [vertical]) == []
+
+
+def components(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(picture.astype(np.uint8), connectivity=8)
+    return labels, stats
+
+
+def test_a_box_drawn_around_a_digit_is_found() -> None:
+    picture = np.zeros((200, 200), np.uint8)
+    cv2.rectangle(picture, (20, 20), (180, 180), 1, 2)
+    cv2.line(picture, (100, 60), (100, 140), 1, 6)  # a 1 inside
+    labels, stats = components(picture)
+    box = labels[20, 100]
+    found = boxes(labels, stats, np.arange(len(stats)) > 0)
+    assert found[box] and found.sum() == 1
+
+
+def test_a_zero_around_a_speck_and_an_empty_box_are_not_boxes() -> None:
+    picture = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(picture, (60, 100), (35, 60), 0, 0, 360, 1, 8)  # a 0
+    picture[98:101, 58:61] = 1  # a speck inside it
+    cv2.rectangle(picture, (120, 40), (190, 160), 1, 2)  # a square someone drew, nothing in it
+    labels, stats = components(picture)
+    assert not boxes(labels, stats, np.arange(len(stats)) > 0).any()
+
+
+def test_a_slanted_zero_holding_its_own_tail_is_not_a_box() -> None:
+    """A 0 whose pen ran on inside its loop: the piece inside is no speck, but the 0 reaches no
+    corner of the turned rectangle around it."""
+    picture = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(picture, (100, 100), (40, 80), 40, 0, 360, 1, 10)
+    cv2.line(picture, (85, 70), (95, 110), 1, 10)  # the tail, inside the loop
+    labels, stats = components(picture)
+    assert not boxes(labels, stats, np.arange(len(stats)) > 0).any()
+
+
+def test_a_turned_box_is_still_a_box() -> None:
+    picture = np.zeros((240, 240), np.uint8)
+    corners = cv2.boxPoints(((120, 120), (120, 170), 12)).astype(np.int32)
+    cv2.polylines(picture, [corners], True, 1, 2)
+    cv2.line(picture, (120, 70), (120, 170), 1, 8)
+    labels, stats = components(picture)
+    assert boxes(labels, stats, np.arange(len(stats)) > 0).sum() == 1
