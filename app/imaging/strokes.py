@@ -36,6 +36,7 @@ RULE_FAN = np.deg2rad(4)  # a page's rules, seen in perspective, fan out by a fe
 NEAR = 0.3  # pieces within this much of the digit's size from its box belong to it
 MIN_PIECE = 0.03  # of the main stroke's area: smaller pieces near it are specks
 FLAT = 4  # a component this many times wider than tall is a line (a rule's remnant, a page's edge)
+OVERSHOOT = 0.05  # of the digit's size: a line running past both its ends by this is a frame, no stroke
 BOX_MIN = 8  # px: a box around a digit is at least this big on each side
 BOX_HOLLOW = 0.3  # of its bounding box: a box's ink is no more than this
 BOX_HOLDS = 0.1  # of a box's ink: what it holds has at least this much (more than a speck)
@@ -307,11 +308,19 @@ def touches_frame(stats: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def pieces_near(stats: np.ndarray, has_core: np.ndarray, main: int) -> np.ndarray:
-    """The main component and those that reach into its box grown by `NEAR` of its size (twice)."""
+    """The main component and those that reach into its box grown by `NEAR` of its size (twice).
+
+    A line that runs past both ends of the digit's box along its length (a side of a box whose
+    corners broke, a rule's remnant) is no piece of it: a 7's bar or a 5's hat ends at the stem.
+    """
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
     candidates = has_core & (area >= MIN_PIECE * area[main])
     candidates[0] = False
     left, top, right, bottom = x[main], y[main], x[main] + bw[main], y[main] + bh[main]
+    reach = OVERSHOOT * max(bw[main], bh[main])
+    across = (bw > FLAT * bh) & (x < left - reach) & (x + bw > right + reach)
+    down = (bh > FLAT * bw) & (y < top - reach) & (y + bh > bottom + reach)
+    candidates &= ~(across | down)
     chosen = np.zeros_like(candidates)
     chosen[main] = True
     for _ in range(2):

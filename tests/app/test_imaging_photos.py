@@ -163,6 +163,22 @@ def test_a_digit_in_a_forms_box_is_read_without_the_box(reader, mnist: Mnist) ->
     assert np.sum(np.array(read) == mnist.test.labels[200:210]) >= 9, read
 
 
+def test_a_box_broken_at_its_corners_is_read_without_its_sides(reader, mnist: Mnist) -> None:
+    """A faint printed box breaks into four lines; each runs past both ends of the digit, as no
+    stroke of the digit does, so none of them joins it."""
+    read = []
+    for digit in mnist.test.images[200:210]:
+        ink = np.asarray(Image.fromarray(digit).resize((120, 120), Image.Resampling.BILINEAR)) / 255.0
+        page = np.linspace(0.8, 0.95, 400)[None, :] * np.ones((300, 1))
+        page[90:210, 140:260] *= 1.0 - 0.85 * ink
+        page[[70, 71, 228, 229], 125:275] = 0.35  # the top and the bottom, short of the corners
+        page[75:225][:, [120, 121, 278, 279]] = 0.35  # the sides
+        out = io.BytesIO()
+        Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
+        read.append(reader(out.getvalue()))
+    assert np.sum(np.array(read) == mnist.test.labels[200:210]) >= 9, read
+
+
 def test_a_close_up_whose_digit_runs_off_the_picture_is_read(reader, mnist: Mnist) -> None:
     """A digit too big for the frame touches its edge, where a photo's page edges and desks are;
     drawn like a stroke, and nothing else there, it is the digit."""
