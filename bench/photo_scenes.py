@@ -6,8 +6,8 @@ level), and a thin pen follows its centre line (Zhang-Suen thinning). Each scene
 board) in a frame: paper colour and fibre, ruled or squared paper, the digit anywhere at any
 size, the page tilted in perspective, a desk around it, then light (colour cast, vignette, a
 hard-edged shadow, glare) and the camera (defocus, motion blur, noise, resampling, JPEG). One
-condition at a time, everything at once, a whiteboard, a chalkboard and a form's printed box
-around the digit; fixed seeds, images made in memory.
+condition at a time, everything at once, a whiteboard, a chalkboard, a form's printed box
+around the digit and a digit circled by hand; fixed seeds, images made in memory.
 
     python bench/photo_accuracy.py --scenes 100        # accuracy on these scenes per condition
 """
@@ -44,7 +44,7 @@ class Scene:
     surface: str = "paper"  # paper, whiteboard or chalkboard
     paper: RGB = WHITE_PAPER
     lines: str = "none"  # none, ruled or grid
-    box: bool = False  # a printed box around the digit, as on a form
+    frame: str = "none"  # none, box (a form's printed field) or ring (the digit circled by hand)
     digit_height: float = 0.45  # of the frame's shorter side
     offset: float = 0.1  # of the free room on each side, how far the digit may sit off the middle
     stroke: str = "pen"  # pen (thin, along the skeleton), natural (MNIST's own width), marker, pencil
@@ -138,7 +138,8 @@ CONDITIONS: dict[str, Callable[[Rng], dict]] = {
         "ink": (0.9, 0.9, 0.85),
         "paper": (0.16, 0.3, 0.22) if rng.random() < 0.6 else (0.13, 0.13, 0.14),
     },
-    "digit in a form's box": lambda rng: {"box": True, "digit_height": rng.uniform(0.25, 0.5)},
+    "digit in a form's box": lambda rng: {"frame": "box", "digit_height": rng.uniform(0.25, 0.5)},
+    "digit circled": lambda rng: {"frame": "ring", "digit_height": rng.uniform(0.2, 0.4)},
 }
 
 
@@ -149,8 +150,8 @@ def render(condition: str, digit: np.ndarray, seed: int) -> bytes:
     width, height = scene.width, int(scene.width * scene.aspect)
     page = surface(scene, rng, width, height)
     coverage, ghost = place_digit(scene, rng, digit, width, height)
-    if scene.box:
-        page = form_box(rng, page, coverage)
+    if scene.frame != "none":
+        page = frame_digit(scene, rng, page, coverage)
     page = apply_ink(scene, rng, page, coverage, ghost)
     frame = photograph_page(scene, rng, page)
     frame = light(scene, rng, frame)
@@ -192,16 +193,29 @@ def rule(scene: Scene, rng: Rng, page: np.ndarray) -> np.ndarray:
     return page
 
 
-def form_box(rng: Rng, page: np.ndarray, coverage: np.ndarray) -> np.ndarray:
-    """A form's printed field around the digit, a margin of 10-40% of its height clear of it."""
+def frame_digit(scene: Scene, rng: Rng, page: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """A form's printed field around the digit, a margin of 10-40% of its height clear of it, or
+    a ring drawn around it by hand with the digit's own ink."""
     rows, cols = np.nonzero(coverage > 0.1)
     margin = (rows.max() - rows.min()) * rng.uniform(0.1, 0.4)
     top, left = int(rows.min() - margin), int(cols.min() - margin)
     bottom, right = int(rows.max() + margin), int(cols.max() + margin)
-    thickness = max(1, int(round(page.shape[1] / 600 * rng.uniform(1, 3))))
-    box = cv2.rectangle(np.zeros(page.shape[:2], np.uint8), (left, top), (right, bottom), 255, thickness)
-    colour = np.array([(0.3, 0.3, 0.32), (0.35, 0.45, 0.75), (0.75, 0.35, 0.35)][rng.integers(3)], np.float32)
-    alpha = (box / 255.0 * rng.uniform(0.6, 0.9))[..., None]
+    drawn = np.zeros(page.shape[:2], np.uint8)
+    if scene.frame == "box":
+        thickness = max(1, int(round(page.shape[1] / 600 * rng.uniform(1, 3))))
+        cv2.rectangle(drawn, (left, top), (right, bottom), 255, thickness)
+        colour = np.array(
+            [(0.3, 0.3, 0.32), (0.35, 0.45, 0.75), (0.75, 0.35, 0.35)][rng.integers(3)], np.float32
+        )
+    else:
+        centre, axes = (
+            ((left + right) // 2, (top + bottom) // 2),
+            ((right - left) * 3 // 4, (bottom - top) * 3 // 4),
+        )
+        thickness = max(2, int(round((bottom - top) * rng.uniform(0.02, 0.05))))
+        cv2.ellipse(drawn, centre, axes, rng.uniform(-20, 20), 0, 360, 255, thickness)
+        colour = np.array(scene.ink, np.float32)
+    alpha = (drawn / 255.0 * rng.uniform(0.6, 0.9))[..., None]
     return page * (1 - alpha) + colour * page * alpha
 
 

@@ -42,6 +42,7 @@ BOX_HOLLOW = 0.3  # of its bounding box: a box's ink is no more than this
 BOX_HOLDS = 0.1  # of a box's ink: what it holds has at least this much (more than a speck)
 BOX_BAND = 0.1  # of its smaller side: how far from its rectangle's edge a box's sides lie
 BOX_SIDES = 0.8  # of each side's length: how much of it a box runs along
+RING_HOLDS = 0.4  # of a closed ring's size: what it holds is at least this big (a circled digit)
 FRAME_FILLING = 0.3  # of the frame's longer side: a digit running off the picture is this big at least
 STROKE_OF_SIZE = (0.03, 0.25)  # its stroke's width, of its longer side: no hairline, no broad area
 FRAME_INK = 0.2  # and its mean ink level at least this: ink, not the shade of a page's edge
@@ -233,11 +234,12 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
 
 
 def boxes(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """The candidates that are a box drawn around another: a form's field, a frame around the digit.
+    """The candidates that are a box or a ring drawn around another: a form's field, a circled digit.
 
-    A box is hollow, runs along all four sides of the rectangle around it into its corners, and
-    holds another candidate with a good share of its ink; no digit does all three (a 0 leaves the
-    corners empty and holds nothing but specks).
+    A box is hollow, holds another candidate with a good share of its ink, and runs along all four
+    sides of the rectangle around it into its corners, or closes around a candidate `RING_HOLDS`
+    of its size or more. No digit does all that: a 0 leaves its rectangle's corners empty and
+    holds nothing but specks or its own short tail.
     """
     x, y, bw, bh, area = (stats[:, i] for i in range(5))
     found = np.zeros(len(stats), bool)
@@ -245,8 +247,20 @@ def boxes(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.n
         inside = (x > x[i]) & (y > y[i]) & (x + bw < x[i] + bw[i]) & (y + bh < y[i] + bh[i])
         if not (candidates & inside & (area >= BOX_HOLDS * area[i])).any():
             continue
-        found[i] = runs_along_its_sides(labels[y[i] : y[i] + bh[i], x[i] : x[i] + bw[i]] == i)
+        outline = labels[y[i] : y[i] + bh[i], x[i] : x[i] + bw[i]] == i
+        held = candidates & inside & (np.maximum(bw, bh) >= RING_HOLDS * max(bw[i], bh[i]))
+        found[i] = runs_along_its_sides(outline) or any(
+            encloses(outline, labels[y[i] : y[i] + bh[i], x[i] : x[i] + bw[i]] == j)
+            for j in np.flatnonzero(held)
+        )
     return found
+
+
+def encloses(outline: np.ndarray, other: np.ndarray) -> bool:
+    """Whether `other` lies in a hole of `outline` (both cropped to the outline's bounding box)."""
+    outside = np.pad(~outline, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)  # what the frame reaches without crossing the outline
+    return bool(other.any()) and not (outside[1:-1, 1:-1][other] == 2).any()
 
 
 def runs_along_its_sides(outline: np.ndarray) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -157,6 +158,20 @@ def test_a_digit_in_a_forms_box_is_read_without_the_box(reader, mnist: Mnist) ->
         page[90:210, 140:260] *= 1.0 - 0.85 * ink
         page[70:230, 120:280][[0, 1, -2, -1]] = 0.35  # the box's top and bottom, 2 px
         page[70:230, 120:280][:, [0, 1, -2, -1]] = 0.35  # and its sides
+        out = io.BytesIO()
+        Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
+        read.append(reader(out.getvalue()))
+    assert np.sum(np.array(read) == mnist.test.labels[200:210]) >= 9, read
+
+
+def test_a_circled_digit_is_read_without_its_circle(reader, mnist: Mnist) -> None:
+    read = []
+    for digit in mnist.test.images[200:210]:
+        ink = np.asarray(Image.fromarray(digit).resize((120, 120), Image.Resampling.BILINEAR)) / 255.0
+        page = np.linspace(0.8, 0.95, 400)[None, :] * np.ones((300, 1))
+        page[90:210, 140:260] *= 1.0 - 0.85 * ink
+        ring = cv2.circle(np.zeros((300, 400), np.uint8), (200, 150), 85, 1, 3).astype(bool)
+        page[ring] = 0.2
         out = io.BytesIO()
         Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
         read.append(reader(out.getvalue()))

@@ -79,3 +79,25 @@ def test_a_turned_box_is_still_a_box() -> None:
     cv2.line(picture, (120, 70), (120, 170), 1, 8)
     labels, stats = components(picture)
     assert boxes(labels, stats, np.arange(len(stats)) > 0).sum() == 1
+
+
+def test_a_ring_drawn_around_a_digit_is_found() -> None:
+    picture = np.zeros((200, 200), np.uint8)
+    cv2.circle(picture, (100, 100), 80, 1, 3)
+    cv2.line(picture, (100, 50), (100, 150), 1, 8)  # a 1 inside it
+    labels, stats = components(picture)
+    found = boxes(labels, stats, np.arange(len(stats)) > 0)
+    assert found[labels[20, 100]] and found.sum() == 1
+
+
+def test_a_piece_inside_an_open_strokes_box_is_not_enclosed() -> None:
+    """A 3 whose top bar came off lies within the 3's bounding box, but no ring closes around it."""
+    picture = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(picture, (100, 140), (50, 30), 0, -120, 150, 1, 8)  # the 3's lower bowl, open
+    cv2.line(picture, (70, 105), (100, 105), 1, 8)  # its middle
+    cv2.line(picture, (60, 40), (140, 40), 1, 8)
+    cv2.line(picture, (140, 40), (100, 105), 1, 8)
+    cv2.line(picture, (62, 58), (118, 58), 1, 6)  # a loose piece inside the 3's box, 40% of its size
+    labels, stats = components(picture)
+    assert labels.max() == 2 and stats[labels[58, 90], 2] >= 0.4 * stats[labels[40, 100], 3]
+    assert not boxes(labels, stats, np.arange(len(stats)) > 0).any()
