@@ -149,45 +149,33 @@ def test_a_line_with_more_ink_than_the_digit_is_not_taken_for_it(reader, mnist: 
     assert np.sum(np.array(read) == mnist.test.labels[100:110]) >= 9, read
 
 
-def test_a_digit_in_a_forms_box_is_read_without_the_box(reader, mnist: Mnist) -> None:
-    """A digit written in a printed field: the box around it is near the digit but no part of it."""
+def box(page: np.ndarray) -> None:
+    """A form's printed field around the digit, 2 px wide."""
+    page[70:230, 120:280][[0, 1, -2, -1]] = 0.35  # its top and bottom
+    page[70:230, 120:280][:, [0, 1, -2, -1]] = 0.35  # and its sides
+
+
+def ring(page: np.ndarray) -> None:
+    """A circle drawn around the digit."""
+    page[cv2.circle(np.zeros(page.shape, np.uint8), (200, 150), 85, 1, 3).astype(bool)] = 0.2
+
+
+def box_broken_at_its_corners(page: np.ndarray) -> None:
+    """A faint printed box, in four lines that each run past both ends of the digit."""
+    page[[70, 71, 228, 229], 125:275] = 0.35  # the top and the bottom, short of the corners
+    page[75:225][:, [120, 121, 278, 279]] = 0.35  # the sides
+
+
+@pytest.mark.parametrize("frame", [box, ring, box_broken_at_its_corners])
+def test_a_digit_framed_on_the_page_is_read_without_its_frame(frame, reader, mnist: Mnist) -> None:
+    """A frame around a digit is near it but no part of it: no stroke of a digit closes around
+    the rest or runs past both its ends."""
     read = []
     for digit in mnist.test.images[200:210]:
         ink = np.asarray(Image.fromarray(digit).resize((120, 120), Image.Resampling.BILINEAR)) / 255.0
         page = np.linspace(0.8, 0.95, 400)[None, :] * np.ones((300, 1))
         page[90:210, 140:260] *= 1.0 - 0.85 * ink
-        page[70:230, 120:280][[0, 1, -2, -1]] = 0.35  # the box's top and bottom, 2 px
-        page[70:230, 120:280][:, [0, 1, -2, -1]] = 0.35  # and its sides
-        out = io.BytesIO()
-        Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
-        read.append(reader(out.getvalue()))
-    assert np.sum(np.array(read) == mnist.test.labels[200:210]) >= 9, read
-
-
-def test_a_circled_digit_is_read_without_its_circle(reader, mnist: Mnist) -> None:
-    read = []
-    for digit in mnist.test.images[200:210]:
-        ink = np.asarray(Image.fromarray(digit).resize((120, 120), Image.Resampling.BILINEAR)) / 255.0
-        page = np.linspace(0.8, 0.95, 400)[None, :] * np.ones((300, 1))
-        page[90:210, 140:260] *= 1.0 - 0.85 * ink
-        ring = cv2.circle(np.zeros((300, 400), np.uint8), (200, 150), 85, 1, 3).astype(bool)
-        page[ring] = 0.2
-        out = io.BytesIO()
-        Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
-        read.append(reader(out.getvalue()))
-    assert np.sum(np.array(read) == mnist.test.labels[200:210]) >= 9, read
-
-
-def test_a_box_broken_at_its_corners_is_read_without_its_sides(reader, mnist: Mnist) -> None:
-    """A faint printed box breaks into four lines; each runs past both ends of the digit, as no
-    stroke of the digit does, so none of them joins it."""
-    read = []
-    for digit in mnist.test.images[200:210]:
-        ink = np.asarray(Image.fromarray(digit).resize((120, 120), Image.Resampling.BILINEAR)) / 255.0
-        page = np.linspace(0.8, 0.95, 400)[None, :] * np.ones((300, 1))
-        page[90:210, 140:260] *= 1.0 - 0.85 * ink
-        page[[70, 71, 228, 229], 125:275] = 0.35  # the top and the bottom, short of the corners
-        page[75:225][:, [120, 121, 278, 279]] = 0.35  # the sides
+        frame(page)
         out = io.BytesIO()
         Image.fromarray(np.uint8(255 * page)).save(out, "PNG")
         read.append(reader(out.getvalue()))
