@@ -247,11 +247,10 @@ def boxes(labels: np.ndarray, stats: np.ndarray, candidates: np.ndarray) -> np.n
         inside = (x > x[i]) & (y > y[i]) & (x + bw < x[i] + bw[i]) & (y + bh < y[i] + bh[i])
         if not (candidates & inside & (area >= BOX_HOLDS * area[i])).any():
             continue
-        outline = labels[y[i] : y[i] + bh[i], x[i] : x[i] + bw[i]] == i
+        crop = labels[y[i] : y[i] + bh[i], x[i] : x[i] + bw[i]]
         held = candidates & inside & (np.maximum(bw, bh) >= RING_HOLDS * max(bw[i], bh[i]))
-        found[i] = runs_along_its_sides(outline) or any(
-            encloses(outline, labels[y[i] : y[i] + bh[i], x[i] : x[i] + bw[i]] == j)
-            for j in np.flatnonzero(held)
+        found[i] = runs_along_its_sides(crop == i) or any(
+            encloses(crop == i, crop == j) for j in np.flatnonzero(held)
         )
     return found
 
