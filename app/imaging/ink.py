@@ -29,6 +29,8 @@ MIN_PHOTO = 64  # px: smaller pictures are icons, MNIST or UCI digits, not photo
 STROKE_WINDOW_FRACTION = 0.04  # of the shorter side: a few pen strokes wide
 CLEAN = 0.5 / 255  # a background with less spread than this is one exact level
 CLEAR_TAIL = 2.5  # one tail of the histogram this many times longer than the other is the ink
+LEAN_TAIL = 1.5  # a dark tail this many times longer is enough: dark ink is the common case
+BROAD_TAIL = 0.08  # of the shorter side: a light tail this deep is a lit page or glare, no chalk
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,13 @@ def polarity(grey: np.ndarray) -> bool | None:
     Ink is the sparse tail of the histogram: the side that reaches clearly further from the
     median. An image whose background is exactly one level (a canvas export, a rendering) is
     read whole. In a photo the middle half, where people aim, is read first: a dark desk or a
-    board's frame around the page can cover more of the picture than the page itself; when the
-    middle gives no clear answer, the whole picture is read, unless the middle leans the other
-    way: a lit page on a dark desk is a clear light tail of the whole picture, not ink. A shadow
-    over half the page puts the median between two paper levels; then neither side is clearly
-    further and the thin features decide (`thin_features_darker`).
+    board's frame around the page can cover more of the picture than the page itself. When the
+    middle gives no clear answer (glare, a shadow across it, a fat stroke), the whole picture
+    is read, unless the middle leans the other way. Dark ink is the common case, so a whole
+    picture that only leans dark is taken as dark; light ink needs a clear light tail, and one
+    of thin strokes: a broad light tail is a lit page on a dark desk, or glare, not chalk. A
+    shadow over half the page puts the median between two paper levels; then neither side is
+    clearly further and the thin features decide (`thin_features_darker`).
     """
     h, w = grey.shape
     whole = tails(grey)
@@ -77,8 +81,21 @@ def polarity(grey: np.ndarray) -> bool | None:
     clarity, dark_ink = tails(grey[h // 4 : h - h // 4, w // 4 : w - w // 4])
     if clarity >= CLEAR_TAIL:
         return dark_ink
-    leans_other_way = clarity > 0 and dark_ink != whole[1]
-    return whole[1] if whole[0] >= CLEAR_TAIL and not leans_other_way else None
+    middle_leans = dark_ink if clarity > 0 else None
+    if whole[1]:
+        return True if whole[0] >= LEAN_TAIL and middle_leans is not False else None
+    if whole[0] < CLEAR_TAIL or middle_leans is True:
+        return None
+    return light_tail_is_broad(grey)  # a broad light tail is the page: the ink on it is dark
+
+
+def light_tail_is_broad(grey: np.ndarray) -> bool:
+    """Whether the picture's light tail (what is lighter than halfway from the median to its
+    lightest) is a broad area rather than strokes: deeper than `BROAD_TAIL` of the shorter side."""
+    median, high = np.percentile(grey, [50, 99.8])
+    light = (grey > (median + high) / 2).astype(np.uint8)
+    depth = cv2.distanceTransform(light, cv2.DIST_L2, 3)
+    return float(np.percentile(depth[light > 0], 99)) > BROAD_TAIL * min(grey.shape)
 
 
 def tails(grey: np.ndarray) -> tuple[float, bool]:
