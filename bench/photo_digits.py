@@ -53,8 +53,10 @@ def pen_strokes(digit: np.ndarray, height: int, pen_width: float) -> np.ndarray:
     pixels is joined by an anti-aliased line of the pen's width at the photo's size.
     """
     big = cv2.resize(digit, (112, 112), interpolation=cv2.INTER_CUBIC)
-    big = cv2.GaussianBlur(big, (0, 0), 4)  # a smooth outline: a skeleton without spurs
-    centre = skeleton((big > 100).astype(np.uint8) * 255) > 0
+    # A smooth outline gives a skeleton without spurs; a wider blur or a higher level would
+    # drop an MNIST digit's faint, thin strokes (a 6's loop, an 8's lower half)
+    big = cv2.GaussianBlur(big, (0, 0), 2)
+    centre = skeleton((big > 80).astype(np.uint8) * 255) > 0
     ink = np.zeros((height, height), np.uint8)
     scale, shift = height / 112 * 16, 4  # cv2.line's sub-pixel coordinates: 4 fractional bits
     thickness = max(1, round(pen_width))
