@@ -65,19 +65,20 @@ def polarity(grey: np.ndarray) -> bool | None:
 
     Ink is the sparse tail of the histogram: the side that reaches clearly further from the
     median. An image whose background is exactly one level (a canvas export, a rendering) is
-    read whole. In a photo the middle half, where people aim, is read first: a dark desk or a
-    board's frame around the page can cover more of the picture than the page itself. When the
-    middle gives no clear answer (glare, a shadow across it, a fat stroke), the whole picture
-    is read, unless the middle leans the other way. Dark ink is the common case, so a whole
-    picture that only leans dark is taken as dark; light ink needs a clear light tail, and one
-    of thin strokes: a broad light tail is a lit page on a dark desk, or glare, not chalk. A
-    shadow over half the page puts the median between two paper levels; then neither side is
-    clearly further and the thin features decide (`thin_features_darker`).
+    read whole; a small one (an icon, a UCI digit filling its frame) that shows no clear tail
+    by its border (`border_is_paper`). In a photo the middle half, where people aim, is read
+    first: a dark desk or a board's frame around the page can cover more of the picture than
+    the page itself. When the middle gives no clear answer (glare, a shadow across it, a fat
+    stroke), the whole picture is read, unless the middle leans the other way. Dark ink is the
+    common case, so a whole picture that only leans dark is taken as dark; light ink needs a
+    clear light tail, and one of thin strokes: a broad light tail is a lit page on a dark desk,
+    or glare, not chalk. A shadow over half the page puts the median between two paper levels;
+    then neither side is clearly further and the thin features decide (`thin_features_darker`).
     """
     h, w = grey.shape
     whole = tails(grey)
     if whole[0] == np.inf or min(h, w) < MIN_PHOTO:
-        return whole[1] if whole[0] >= CLEAR_TAIL else None
+        return whole[1] if whole[0] >= CLEAR_TAIL else border_is_paper(grey)
     clarity, dark_ink = tails(grey[h // 4 : h - h // 4, w // 4 : w - w // 4])
     if clarity >= CLEAR_TAIL:
         return dark_ink
@@ -87,6 +88,15 @@ def polarity(grey: np.ndarray) -> bool | None:
     if whole[0] < CLEAR_TAIL or middle_leans is True:
         return None
     return light_tail_is_broad(grey)  # a broad light tail is the page: the ink on it is dark
+
+
+def border_is_paper(grey: np.ndarray) -> bool:
+    """Whether the ink is darker than the border's median: in an icon, an MNIST or a UCI digit
+    (lit evenly, cropped close) the border is mostly paper, even where the digit fills the
+    frame and its ink is no sparse tail; small strokes as thin as the gaps between them fool
+    the thin-feature test there."""
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    return bool(np.median(border) > grey.mean())
 
 
 def light_tail_is_broad(grey: np.ndarray) -> bool:

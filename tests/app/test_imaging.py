@@ -12,6 +12,9 @@ from PIL import Image
 from app.errors import ImageTooLarge, InvalidImage, NoDigitFound, UnsupportedMediaType
 from app.imaging import Layout
 from app.imaging import prepare as prepare_for
+from app.imaging.decode import decode, to_grey
+from app.imaging.ink import polarity
+from bench.photo_accuracy import uci_style
 from model.capsnet import CapsNetConfig
 from model.checkpoint import INPUT_CONVENTION
 from model.data import Mnist
@@ -142,3 +145,12 @@ def test_a_larger_model_input_gets_a_larger_digit(digit_image: np.ndarray, png_b
     out = prepare_for(png_bytes(digit_image), "auto", MAX_PIXELS, Layout(40, 30))
     rows, cols = np.nonzero(out > 0.1)
     assert out.shape == (40, 40) and rows.max() - rows.min() + 1 in (29, 30, 31)
+
+
+def test_a_small_digit_that_fills_its_frame_keeps_its_polarity(mnist: Mnist) -> None:
+    """UCI-style 8x8 digits enlarged: cropped to the digit, whose ink may cover most of the frame
+    and be no sparse tail of the histogram; their border is still mostly paper."""
+    for data, _ in uci_style(mnist.test.images[:30], mnist.test.labels[:30]):
+        grey = to_grey(decode(data, 4096 * 4096))
+        assert polarity(grey) is False
+        assert polarity(1.0 - grey) is True
