@@ -157,11 +157,11 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
     never narrower than twice the widest stroke it finds: a window narrower than a fat
     marker's stroke would take the stroke's middle for paper.
     """
-    if min(grey.shape) < MIN_PHOTO:  # an icon, MNIST or UCI digit: lit evenly, the border is paper
-        background = np.full_like(
-            grey, np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
-        )
-        return flattened(grey, background, dark_ink), True
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if min(grey.shape) < MIN_PHOTO or np.ptp(border) < CLEAN:
+        # an icon, MNIST or UCI digit, or a rendering whose border is one exact level (a canvas
+        # export, a clean scan): lit evenly, the border is paper, however fat the strokes
+        return flattened(grey, np.full_like(grey, np.median(border)), dark_ink), True
     smooth = cv2.medianBlur(grey, 3)  # noise must not lift the envelope
     wide = window(grey, WINDOW_FRACTION)
     background = envelope(smooth, dark_ink, wide)

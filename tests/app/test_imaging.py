@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -154,3 +155,15 @@ def test_a_small_digit_that_fills_its_frame_keeps_its_polarity(mnist: Mnist) -> 
         grey = to_grey(decode(data, 4096 * 4096))
         assert polarity(grey) is False
         assert polarity(1.0 - grey) is True
+
+
+def test_a_fat_blot_on_a_clean_canvas_stays_solid(png_bytes: Callable[..., bytes]) -> None:
+    """A canvas export's background is one exact level: it is the paper, however wide the ink
+    (a 9 whose loop was filled in with a broad brush), not something a closing must estimate."""
+    canvas = np.full((280, 280), 255, np.uint8)
+    cv2.circle(canvas, (140, 105), 60, 50, thickness=-1)  # a dark grey brush
+    cv2.line(canvas, (195, 110), (170, 265), 50, thickness=16)
+    ink = prepare(png_bytes(canvas), "auto", MAX_PIXELS) > 0.5
+    rows, cols = np.nonzero(ink)
+    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert ink.sum() > 0.4 * box  # solid: hollowed out to its rim, it covered a third
