@@ -128,13 +128,18 @@ def sets(photos_per_kind: int, scenes_per_condition: int, mnist_count: int) -> I
         # Photos use the test digits from the end of the set, a different seed for every kind.
         chosen = slice(len(images) - photos_per_kind, None)
         yield f"photo: {kind}", photos(kind, images[chosen], labels[chosen], seed=1_000_000 * (k + 1))
-    for k, condition in enumerate(photo_scenes.CONDITIONS):
+    for condition in photo_scenes.CONDITIONS:
         # Scenes use test digits from the middle of the set, other seeds again.
         chosen = slice(5000, 5000 + scenes_per_condition)
         yield (
             f"scene: {condition}",
-            scenes(condition, images[chosen], labels[chosen], seed=7_000_000 * (k + 1)),
+            scenes(condition, images[chosen], labels[chosen], seed=scene_seed(condition)),
         )
+
+
+def scene_seed(condition: str) -> int:
+    """The seed of a condition's first scene in the report (the i-th is drawn from this + i)."""
+    return 7_000_000 * (list(photo_scenes.CONDITIONS).index(condition) + 1)
 
 
 def mnist_stroke_width(count: int = 2000) -> float:

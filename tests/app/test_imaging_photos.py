@@ -21,6 +21,7 @@ from app.imaging import Layout, prepare
 from app.imaging.decode import DECODE_BUDGET, decode, to_grey
 from app.imaging.ink import polarity
 from bench import photo_scenes, preprocess_cost
+from bench.photo_accuracy import scene_seed
 from bench.photo_digits import RENDERINGS, Page, blank_page, jpeg, mild_noise, render, ruled_lines, shadow
 from bench.photo_digits import uneven_light as light
 from model.checkpoint import load_weights
@@ -81,7 +82,7 @@ def test_a_lit_page_on_a_dark_desk_is_not_taken_for_light_ink(reader, mnist: Mni
     """Two "everything at once" scenes of the accuracy report: a page on a dark desk, a shadow over
     it. The middle of each gives no clear answer, and the whole picture's clear light tail is the
     lit page, a broad area, not ink."""
-    seed = 7_000_000 * (list(photo_scenes.CONDITIONS).index("everything at once") + 1)
+    seed = scene_seed("everything at once")
     for i in (2, 26):
         photo = photo_scenes.render("everything at once", mnist.test.images[5000 + i], seed + i)
         assert polarity(to_grey(decode(photo, MAX_PIXELS))) is not False
@@ -103,7 +104,7 @@ UNCLEAR_MIDDLES = [  # scenes whose middle half gives no clear answer
 def test_the_ink_is_told_from_the_surface_when_the_middle_is_unclear(
     condition: str, i: int, mnist: Mnist
 ) -> None:
-    seed = 7_000_000 * (list(photo_scenes.CONDITIONS).index(condition) + 1) + i
+    seed = scene_seed(condition) + i
     photo = photo_scenes.render(condition, mnist.test.images[100 + i], seed)
     assert polarity(to_grey(decode(photo, MAX_PIXELS))) is (condition != "chalkboard")
 
@@ -171,7 +172,7 @@ def test_the_shorter_rules_of_a_page_in_perspective_are_erased(reader, mnist: Mn
     """Two "everything at once" scenes of the accuracy report: a ruled and a squared page, tilted,
     on a desk. Some of their rules cross three quarters of the frame, the others do not; one of
     those crossed the digit and joined it to a rule's remnant or the grid."""
-    seed = 7_000_000 * (list(photo_scenes.CONDITIONS).index("everything at once") + 1)
+    seed = scene_seed("everything at once")
     for i in (28, 44):
         photo = photo_scenes.render("everything at once", mnist.test.images[5000 + i], seed + i)
         assert reader(photo) == mnist.test.labels[5000 + i]
