@@ -2,7 +2,8 @@
 
 Ruled or grid lines are found as long straight segments (probabilistic Hough transform) that
 cross most of the picture, or shorter ones (a page on a desk) that make a ruling of several,
-erased, and the strokes they crossed bridged again. The digit is the connected component with
+erased, and the strokes they crossed bridged again; a pen stroke far darker than the rules
+stays where it runs along one. The digit is the connected component with
 the most ink, weighted towards the middle of the picture where people aim (in a photo, what
 touches the frame is not a candidate, nor is a flat line: what is left of a rule, a page's
 edge), together with the pieces near it (a 5's hat, a broken stroke), but not a box drawn
@@ -24,7 +25,7 @@ from app.imaging.ink import MIN_PHOTO, Ink
 LINE_SPAN = 0.75  # a ruled line crosses at least this much of the picture
 LINE_WIDTH = 0.012  # and is thinner than this (of the picture's side), unlike a close-up's stroke
 MIN_LINE_WIDTH = 3.5  # px: a blurred rule is this wide even on a small picture
-LINE_TILT = np.deg2rad(15)  # and runs within this of horizontal or vertical
+LINE_TILT = np.deg2rad(30)  # and runs within this of horizontal or vertical (a page turned, tilted)
 LINE_BAND = 5  # px: the band along a segment that its ink is read from
 RULED_SPAN = 0.4  # of the shorter side: a shorter line that is still a rule when it is one of a ruling
 RULING = 3  # lines of one direction, at different places, make a ruling
@@ -32,6 +33,7 @@ RULING_GAP = 0.04  # of the shorter side: lines closer than this are one
 RULING_SPREAD = 0.2  # of the shorter side: a ruling's lines are spread this far at least
 RULING_MIN_SIDE = 200  # px: in a smaller picture a digit's strokes are as long, apart and solid
 MIN_RULE_WIDTH = 1.0  # px of ink per px of length over the noise's: a drawn rule, not a chain of specks
+STROKE_OVER_RULE = 1.5  # ink this much darker than a ruling's darkest tenth is a pen stroke on it
 RULE_FAN = np.deg2rad(4)  # a page's rules, seen in perspective, fan out by a few degrees
 NEAR = 0.3  # pieces within this much of the digit's size from its box belong to it
 MIN_PIECE = 0.03  # of the main stroke's area: smaller pieces near it are specks
@@ -88,9 +90,22 @@ def erase_lines(ink: Ink) -> Ink:
             if len(places) >= RULING and (places[-1] - places[0]) * RULING_GAP >= RULING_SPREAD:
                 erase += [(band(s.ends, ink.weak, edge_to_edge=True), horizontal) for s in family]
     level = ink.level
-    for line, horizontal in erase:
-        level = bridge(np.where(line, 0.0, level).astype(np.float32), line, horizontal)
+    if erase:
+        pen = pen_on_the_rules(ink.level, [line for line, _ in erase])
+        for line, horizontal in erase:
+            gap = line & ~pen
+            level = bridge(np.where(gap, 0.0, level).astype(np.float32), gap, horizontal)
     return replace(ink, level=level)
+
+
+def pen_on_the_rules(level: np.ndarray, rules: list[np.ndarray]) -> np.ndarray:
+    """The ink far darker than the rules: a pen stroke along or across a printed rule, which
+    erasing the rule (and bridging only across it) would lose: a 7's bar, a 4's arm, a 9's loop
+    drawn on a line of squared paper. A page's rules are printed in one ink, so their darkness is
+    read from all of them at once (their darkest tenth): a stroke that Hough's transform took for
+    a rule of its own still stands out of them. Rules as dark as the pen keep nothing."""
+    ruling = np.logical_or.reduce(rules)
+    return level > STROKE_OVER_RULE * float(np.percentile(level[ruling], 90))
 
 
 def rest_of_ruling(rules: list[Segment], shorter: list[Segment]) -> list[Segment]:

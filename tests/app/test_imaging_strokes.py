@@ -1,11 +1,12 @@
-"""Which shorter lines of a ruled direction are the rest of its ruling; which components are boxes."""
+"""Which lines are a ruling and what erasing them keeps; which components are boxes."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from app.imaging.strokes import Segment, boxes, rest_of_ruling
+from app.imaging.ink import Ink
+from app.imaging.strokes import Segment, boxes, erase_lines, rest_of_ruling
 
 
 def horizontal(x0: int, y0: int, x1: int, y1: int) -> Segment:
@@ -36,6 +37,43 @@ def test_vertical_lines_do_not_join_a_horizontal_ruling() -> None:
     rules = [horizontal(0, 100, 400, 110)]
     vertical = Segment((100, 0, 102, 300), False, density=1.5, place=101.0, extent=300)
     assert rest_of_ruling(rules, [vertical]) == []
+
+
+def ruled_page(angle: float, rule: float) -> np.ndarray:
+    """(400, 600) ink levels: rules `rule` dark, 2 px wide, 40 px apart, turned `angle` degrees."""
+    level = np.zeros((400, 600), np.float32)
+    slope = np.tan(np.deg2rad(angle))
+    for y in range(-300, 700, 40):
+        cv2.line(level, (0, y), (599, int(y + 599 * slope)), rule, 2)
+    return level
+
+
+def test_a_pen_stroke_along_a_faint_rule_is_kept_when_the_rule_is_erased() -> None:
+    """A 7's bar drawn on a printed rule, four times darker than it: the rule goes, the bar stays."""
+    level = ruled_page(0, 0.2)
+    level[137:144, 190:250] = 0.8  # the bar, over the rule at y = 140
+    level[140:240, 244:250] = 0.8  # the stem
+    erased = erase_lines(Ink(level, floor=0.1, cut=0.5, flat=False)).level
+    assert erased[100].max() < 0.1 and erased[140, :140].max() < 0.1  # the rules
+    assert (erased[137:144, 190:250] > 0.5).mean() > 0.95  # the bar
+
+
+def test_a_rule_as_dark_as_the_pen_is_erased_with_what_runs_along_it() -> None:
+    level = ruled_page(0, 0.8)
+    level[137:144, 190:250] = 0.8
+    level[140:240, 244:250] = 0.8
+    erased = erase_lines(Ink(level, floor=0.1, cut=0.5, flat=False)).level
+    assert erased[100].max() < 0.1 and (erased[180:220, 244:250] > 0.5).all()  # the stem stays
+
+
+def test_the_rules_of_a_page_turned_25_degrees_are_erased() -> None:
+    level = ruled_page(25, 0.5)
+    level[100:200, 197:203] = 0.9  # a 1
+    erased = erase_lines(Ink(level, floor=0.1, cut=0.3, flat=False)).level
+    rules = (level > 0.1) & (level < 0.9)
+    rules[:, :150] = rules[:, 450:] = False  # the middle half, where the digit is
+    assert (erased[rules] > 0.1).mean() < 0.02
+    assert (erased[100:200, 197:203] > 0.5).mean() > 0.95
 
 
 def components(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
