@@ -154,8 +154,10 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
 
     A wide window keeps even a marker's strokes out of the background; where the background
     turns out not to be flat (shadows, glare), a narrower one follows it more closely, but
-    never narrower than twice the widest stroke it finds: a window narrower than a fat
-    marker's stroke would take the stroke's middle for paper.
+    never narrower than twice the widest stroke: a window narrower than a fat marker's stroke
+    would take the stroke's middle for paper. The widest stroke is measured on what the wide
+    window flattened, where fat strokes are whole (a hollowed stroke measures as two thin
+    edges), and again on each narrower window's result.
     """
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     if min(grey.shape) < MIN_PHOTO or np.ptp(border) < CLEAN:
@@ -168,7 +170,8 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
     low, high = np.percentile(background, [2, 98])
     if high - low <= FLAT:
         return flattened(grey, background, dark_ink), True
-    k = window(grey, SHADED_WINDOW_FRACTION)
+    widest = widest_stroke(flattened(grey, background, dark_ink))  # the wide window keeps them whole
+    k = min(max(window(grey, SHADED_WINDOW_FRACTION), int(2 * widest) | 1), wide)
     while True:
         level = flattened(grey, envelope(smooth, dark_ink, k), dark_ink)
         if k >= wide or 2 * widest_stroke(level) < k:
