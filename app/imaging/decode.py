@@ -179,8 +179,11 @@ def to_grey(image: Image.Image) -> np.ndarray:
     """
     if image.mode.startswith("I"):
         return np.clip(np.asarray(image.convert("I"), dtype=np.float32) / 65535.0, 0.0, 1.0)
-    if image.mode == "F":
-        return np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+    if image.mode == "F":  # a 32-bit float TIFF: NaN or infinity would make every output NaN
+        values = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise InvalidImage("the image has pixel values that are not a number (NaN or infinity)")
+        return np.clip(values, 0.0, 1.0)
     if not has_alpha(image):
         return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255)
     planes = np.asarray(image.convert("RGBA").convert("LA"))  # (H, W, 2) uint8: grey, alpha
