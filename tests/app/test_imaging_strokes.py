@@ -128,6 +128,24 @@ def test_a_ring_drawn_around_a_digit_is_found() -> None:
     assert found[labels[20, 100]] and found.sum() == 1
 
 
+def test_a_wide_ring_around_a_small_digit_is_found() -> None:
+    """Circled with room to spare: the 1 is a third of the ring's size."""
+    picture = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(picture, (100, 100), (85, 90), 15, 0, 360, 1, 4)
+    cv2.line(picture, (100, 70), (100, 130), 1, 3)
+    labels, stats = components(picture)
+    found = boxes(labels, stats, np.arange(len(stats)) > 0)
+    assert found[labels[10, 100]] and found.sum() == 1
+
+
+def test_a_zero_holding_a_short_broken_off_stroke_is_no_ring() -> None:
+    picture = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(picture, (100, 100), (40, 70), 0, 0, 360, 1, 8)
+    cv2.line(picture, (95, 90), (105, 115), 1, 6)  # a fifth of the 0's height
+    labels, stats = components(picture)
+    assert labels.max() == 2 and not boxes(labels, stats, np.arange(len(stats)) > 0).any()
+
+
 def test_a_piece_inside_an_open_strokes_box_is_not_enclosed() -> None:
     """A 3 whose top bar came off lies within the 3's bounding box, but no ring closes around it."""
     picture = np.zeros((200, 200), np.uint8)
