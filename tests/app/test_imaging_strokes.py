@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from app.imaging.ink import Ink
 from app.imaging.strokes import Segment, boxes, erase_lines, rest_of_ruling
@@ -119,23 +120,20 @@ def test_a_turned_box_is_still_a_box() -> None:
     assert boxes(labels, stats, np.arange(len(stats)) > 0).sum() == 1
 
 
-def test_a_ring_drawn_around_a_digit_is_found() -> None:
+@pytest.mark.parametrize(
+    ("axes", "one"),
+    [((80, 80), (50, 150, 8)), ((85, 90), (70, 130, 3))],
+    ids=["close around it", "with room to spare: the 1 a third of its size"],
+)
+def test_a_ring_drawn_around_a_digit_is_found(axes: tuple[int, int], one: tuple[int, int, int]) -> None:
     picture = np.zeros((200, 200), np.uint8)
-    cv2.circle(picture, (100, 100), 80, 1, 3)
-    cv2.line(picture, (100, 50), (100, 150), 1, 8)  # a 1 inside it
+    cv2.ellipse(picture, (100, 100), axes, 15, 0, 360, 1, 3)
+    top, bottom, width = one
+    cv2.line(picture, (100, top), (100, bottom), 1, width)  # a 1 inside it
     labels, stats = components(picture)
+    ring = int(stats[1:, 2].argmax()) + 1
     found = boxes(labels, stats, np.arange(len(stats)) > 0)
-    assert found[labels[20, 100]] and found.sum() == 1
-
-
-def test_a_wide_ring_around_a_small_digit_is_found() -> None:
-    """Circled with room to spare: the 1 is a third of the ring's size."""
-    picture = np.zeros((200, 200), np.uint8)
-    cv2.ellipse(picture, (100, 100), (85, 90), 15, 0, 360, 1, 4)
-    cv2.line(picture, (100, 70), (100, 130), 1, 3)
-    labels, stats = components(picture)
-    found = boxes(labels, stats, np.arange(len(stats)) > 0)
-    assert found[labels[10, 100]] and found.sum() == 1
+    assert found[ring] and found.sum() == 1
 
 
 def test_a_zero_holding_a_short_broken_off_stroke_is_no_ring() -> None:
