@@ -167,16 +167,17 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
     smooth = cv2.medianBlur(grey, 3)  # noise must not lift the envelope
     wide = window(grey, WINDOW_FRACTION)
     background = envelope(smooth, dark_ink, wide)
+    whole_strokes = flattened(grey, background, dark_ink)
     low, high = np.percentile(background, [2, 98])
     if high - low <= FLAT:
-        return flattened(grey, background, dark_ink), True
-    widest = widest_stroke(flattened(grey, background, dark_ink))  # the wide window keeps them whole
-    k = min(max(window(grey, SHADED_WINDOW_FRACTION), int(2 * widest) | 1), wide)
-    while True:
+        return whole_strokes, True
+    k = min(max(window(grey, SHADED_WINDOW_FRACTION), int(2 * widest_stroke(whole_strokes)) | 1), wide)
+    while k < wide:
         level = flattened(grey, envelope(smooth, dark_ink, k), dark_ink)
-        if k >= wide or 2 * widest_stroke(level) < k:
+        if 2 * widest_stroke(level) < k:
             return level, False
         k = min(2 * k + 1, wide)
+    return whole_strokes, False
 
 
 def window(grey: np.ndarray, fraction: float) -> int:
