@@ -4,7 +4,9 @@ Prints one row per kind: MNIST test digits sent as PNGs, canvas exports, printed
 UCI-style 8x8 digits enlarged, and MNIST test digits rendered as photos (bench/photo_digits.py)
 with each degradation alone, all at once, on a whiteboard and on a chalkboard, and the same
 digits in an independently written set of scenes (bench/photo_scenes.py: perspective, a desk
-around the page, squared paper, pencil, marker, colour casts, tiny and huge images...). An image
+around the page, squared paper, pencil, marker, colour casts, tiny and huge images...), and in a
+third set that enlarges each digit's own grey levels as the ink instead of redrawing it with a pen
+(bench/photo_enlarged.py: strokes as broad as MNIST's, under light, shadow, rules...). An image
 for which preprocessing finds no digit counts as wrong. Fixed seeds: the same sets on every run.
 
     python bench/photo_accuracy.py                      # 300 photos per kind and scene, all 10k MNIST
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.errors import NoDigitFound  # noqa: E402
 from app.imaging import Layout, prepare  # noqa: E402
 from app.imaging.strokes import stroke_width  # noqa: E402
-from bench import photo_scenes  # noqa: E402
+from bench import photo_enlarged, photo_scenes  # noqa: E402
 from bench.photo_digits import RENDERINGS, render  # noqa: E402
 from model.checkpoint import load_weights, read_model_card  # noqa: E402
 from model.data import load_mnist  # noqa: E402
@@ -98,6 +100,11 @@ def scenes(condition: str, images: np.ndarray, labels: np.ndarray, seed: int) ->
         yield photo_scenes.render(condition, image, seed + i), int(label)
 
 
+def enlarged(condition: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labelled:
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        yield photo_enlarged.render(condition, image, seed + i), int(label)
+
+
 def accuracy(model: torch.nn.Module, preprocess: Prepare, samples: Labelled) -> tuple[float, int, int]:
     """(fraction correct, how many, how many found no digit); the model runs in batches of 256."""
     inputs, labels, predicted, missed = [], [], [], 0
@@ -135,11 +142,23 @@ def sets(photos_per_kind: int, scenes_per_condition: int, mnist_count: int) -> I
             f"scene: {condition}",
             scenes(condition, images[chosen], labels[chosen], seed=scene_seed(condition)),
         )
+    for condition in photo_enlarged.CONDITIONS:
+        # Enlarged digits use test digits from 2000 on, other seeds again.
+        chosen = slice(2000, 2000 + photos_per_kind)
+        yield (
+            f"enlarged: {condition}",
+            enlarged(condition, images[chosen], labels[chosen], seed=enlarged_seed(condition)),
+        )
 
 
 def scene_seed(condition: str) -> int:
     """The seed of a condition's first scene in the report (the i-th is drawn from this + i)."""
     return 7_000_000 * (list(photo_scenes.CONDITIONS).index(condition) + 1)
+
+
+def enlarged_seed(condition: str) -> int:
+    """The seed of a condition's first enlarged-digit photo in the report."""
+    return 9_000_000 * (photo_enlarged.CONDITIONS.index(condition) + 1)
 
 
 def mnist_stroke_width(count: int = 2000) -> float:
