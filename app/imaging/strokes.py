@@ -23,6 +23,7 @@ from app.errors import NoDigitFound
 from app.imaging.ink import MIN_PHOTO, Ink
 
 LINE_SPAN = 0.75  # a ruled line crosses at least this much of the picture
+LINE_GAP = 0.5  # of the shorter side: a rule interrupted by a broad digit this wide is one line still
 LINE_WIDTH = 0.012  # and is thinner than this (of the picture's side), unlike a close-up's stroke
 MIN_LINE_WIDTH = 3.5  # px: a blurred rule is this wide even on a small picture
 LINE_TILT = np.deg2rad(30)  # and runs within this of horizontal or vertical (a page turned, tilted)
@@ -157,7 +158,7 @@ class Segment:
 def straight_lines(ink: Ink, thin: np.ndarray, span: float) -> list[Segment]:
     """Thin segments at least `span` of the shorter side long, near horizontal or vertical."""
     side = min(thin.shape)
-    length, gap = span * side, LINE_SPAN * side / 4  # a gap as wide as a digit is bridged
+    length, gap = span * side, LINE_GAP * side
     segments = cv2.HoughLinesP(thin, 1, np.pi / 360, int(length / 2), minLineLength=length, maxLineGap=gap)
     found = []
     for x0, y0, x1, y1 in [] if segments is None else segments.reshape(-1, 4).tolist():

@@ -1,9 +1,10 @@
 """Photos as people take them: every kind of degradation still gives the digit, in bounded memory.
 
 The photos come from bench/photo_digits.py (MNIST test digits redrawn with a pen on paper or a
-board, fixed seeds) and from the independently written bench/photo_scenes.py (perspective, a
-desk around the page, fat markers, squared paper...); the digits are read by the shipped model,
-skipped until it exists.
+board, fixed seeds), from the independently written bench/photo_scenes.py (perspective, a
+desk around the page, fat markers, squared paper...) and from bench/photo_enlarged.py (the
+digits' own broad strokes enlarged); the digits are read by the shipped model, skipped until it
+exists.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from app.errors import NoDigitFound
 from app.imaging import Layout, prepare
 from app.imaging.decode import DECODE_BUDGET, decode, to_grey
 from app.imaging.ink import polarity
-from bench import photo_scenes, preprocess_cost
-from bench.photo_accuracy import scene_seed
+from bench import photo_enlarged, photo_scenes, preprocess_cost
+from bench.photo_accuracy import enlarged_seed, scene_seed
 from bench.photo_digits import RENDERINGS, Page, blank_page, jpeg, mild_noise, render, ruled_lines, shadow
 from bench.photo_digits import uneven_light as light
 from model.checkpoint import load_weights
@@ -66,6 +67,14 @@ HARD_SCENES = [
 def test_each_hard_scene_gives_the_digit(condition: str, reader, mnist: Mnist) -> None:
     digits, labels = mnist.test.images[100 : 100 + PHOTOS], mnist.test.labels[100 : 100 + PHOTOS]
     photos = [photo_scenes.render(condition, digit, seed=i) for i, digit in enumerate(digits)]
+    read = [read_or_none(reader, photo) for photo in photos]
+    assert np.sum(np.array(read) == labels) >= PHOTOS - 1, (read, labels.tolist())
+
+
+@pytest.mark.parametrize("condition", photo_enlarged.CONDITIONS)
+def test_each_enlarged_digit_photo_gives_the_digit(condition: str, reader, mnist: Mnist) -> None:
+    digits, labels = mnist.test.images[100 : 100 + PHOTOS], mnist.test.labels[100 : 100 + PHOTOS]
+    photos = [photo_enlarged.render(condition, digit, seed=i) for i, digit in enumerate(digits)]
     read = [read_or_none(reader, photo) for photo in photos]
     assert np.sum(np.array(read) == labels) >= PHOTOS - 1, (read, labels.tolist())
 
@@ -194,6 +203,17 @@ def test_a_pen_stroke_on_a_printed_line_stays_when_the_line_goes(reader, mnist: 
     for i in (19, 23, 39, 79):
         photo, label = beyond_the_report("everything at once", i, mnist)
         assert reader(photo) == label, i
+
+
+def test_a_rule_broken_by_an_enlarged_digit_is_erased_beside_it(reader, mnist: Mnist) -> None:
+    """Ruled pages under digits enlarged with their own broad strokes: where such a stroke crosses
+    a rule, the rule showed as two pieces too short to be found, and the crop took them in (a 9
+    read as a 7). Photos of test digits 6000 on, from seeds the report does not draw."""
+    seed = enlarged_seed("ruled lines") + BEYOND_THE_REPORT
+    chosen = (18, 42, 61, 65, 67, 68, 71)
+    photos = [photo_enlarged.render("ruled lines", mnist.test.images[6000 + i], seed + i) for i in chosen]
+    labels = [int(mnist.test.labels[6000 + i]) for i in chosen]
+    assert [read_or_none(reader, photo) for photo in photos] == labels
 
 
 def test_a_fat_marker_on_unevenly_lit_paper_is_read_whole(reader, mnist: Mnist) -> None:

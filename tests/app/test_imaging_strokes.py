@@ -77,6 +77,16 @@ def test_the_rules_of_a_page_turned_25_degrees_are_erased() -> None:
     assert (erased[100:200, 197:203] > 0.5).mean() > 0.95
 
 
+def test_a_rule_cut_short_by_a_broad_stroke_is_erased_on_both_sides_of_it() -> None:
+    """An enlarged digit's fat base lying along a rule: the rule shows as two short pieces beside
+    it, each shorter than a ruling's lines are looked for, so it is found whole across the gap."""
+    level = ruled_page(0, 0.3)[:, :400]
+    cv2.line(level, (140, 212), (260, 228), 0.9, 24)  # crosses the rule at y = 220 for 140 px
+    erased = erase_lines(Ink(level, floor=0.1, cut=0.5, flat=False)).level
+    assert erased[218:223, :125].max() < 0.1 and erased[218:223, 275:].max() < 0.1
+    assert (erased[215:225, 160:240] > 0.5).mean() > 0.95  # the stroke
+
+
 def components(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(picture.astype(np.uint8), connectivity=8)
     return labels, stats
