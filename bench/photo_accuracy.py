@@ -42,6 +42,7 @@ MAX_PIXELS = 4096 * 4096
 FONTS = Path("/usr/share/fonts/truetype")  # DejaVu and Liberation, where installed
 Prepare = Callable[[bytes], np.ndarray]
 Labelled = Iterator[tuple[bytes, int]]
+Render = Callable[[str, np.ndarray, int], bytes]  # (condition, 28x28 digit, seed) -> encoded photo
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -90,19 +91,10 @@ def uci_style(images: np.ndarray, labels: np.ndarray) -> Labelled:
         yield png(np.kron(np.clip(levels, 0, 255), np.ones((4, 4))).astype(np.uint8)), int(label)
 
 
-def photos(kind: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labelled:
+def drawn(make: Render, condition: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labelled:
+    """Photos of `images` made by a generator's render function, the i-th from seed `seed + i`."""
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-        yield render(kind, image, seed + i), int(label)
-
-
-def scenes(condition: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labelled:
-    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-        yield photo_scenes.render(condition, image, seed + i), int(label)
-
-
-def enlarged(condition: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labelled:
-    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-        yield photo_enlarged.render(condition, image, seed + i), int(label)
+        yield make(condition, image, seed + i), int(label)
 
 
 def accuracy(model: torch.nn.Module, preprocess: Prepare, samples: Labelled) -> tuple[float, int, int]:
@@ -134,20 +126,20 @@ def sets(photos_per_kind: int, scenes_per_condition: int, mnist_count: int) -> I
     for k, kind in enumerate(RENDERINGS):
         # Photos use the test digits from the end of the set, a different seed for every kind.
         chosen = slice(len(images) - photos_per_kind, None)
-        yield f"photo: {kind}", photos(kind, images[chosen], labels[chosen], seed=1_000_000 * (k + 1))
+        yield f"photo: {kind}", drawn(render, kind, images[chosen], labels[chosen], seed=1_000_000 * (k + 1))
     for condition in photo_scenes.CONDITIONS:
         # Scenes use test digits from the middle of the set, other seeds again.
         chosen = slice(5000, 5000 + scenes_per_condition)
         yield (
             f"scene: {condition}",
-            scenes(condition, images[chosen], labels[chosen], seed=scene_seed(condition)),
+            drawn(photo_scenes.render, condition, images[chosen], labels[chosen], seed=scene_seed(condition)),
         )
     for condition in photo_enlarged.CONDITIONS:
         # Enlarged digits use test digits from 2000 on, other seeds again.
         chosen = slice(2000, 2000 + photos_per_kind)
         yield (
             f"enlarged: {condition}",
-            enlarged(condition, images[chosen], labels[chosen], seed=enlarged_seed(condition)),
+            drawn(photo_enlarged.render, condition, images[chosen], labels[chosen], enlarged_seed(condition)),
         )
 
 
