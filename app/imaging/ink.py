@@ -31,6 +31,7 @@ CLEAN = 0.5 / 255  # a background with less spread than this is one exact level
 CLEAR_TAIL = 2.5  # one tail of the histogram this many times longer than the other is the ink
 LEAN_TAIL = 1.5  # a dark tail this many times longer is enough: dark ink is the common case
 BROAD_TAIL = 0.08  # of the shorter side: a light tail this deep is a lit page or glare, no chalk
+HISTOGRAM_BINS = 32  # grey levels this close are one level, for how common the ink's levels are
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,46 @@ class Ink:
 
 
 def find_ink(grey: np.ndarray) -> Ink:
-    dark_ink = polarity(grey)
-    level, flat = flatten(grey, thin_features_darker(grey) if dark_ink is None else dark_ink)
+    level, flat = flattened_ink(grey)
     if float(np.percentile(level, 99.9)) < MIN_CONTRAST and level.max() < 2 * MIN_CONTRAST:
         raise NoDigitFound("no digit found: the image has no ink that stands out from its background")
+    return ink_of(level, flat)
+
+
+def ink_of(level: np.ndarray, flat: bool) -> Ink:
+    """The thresholds of a flattened image: its paper's noise and Otsu's cut above it."""
     floor = noise_floor(level)
     if flat:  # a clean image may be mostly ink (a UCI digit fills its frame): the median is no paper
         floor = max(min(floor, otsu(level) / 2), MIN_FLOOR)
     return Ink(level, floor, max(otsu(level[level > floor]), floor), flat)
+
+
+def flattened_ink(grey: np.ndarray) -> tuple[np.ndarray, bool]:
+    """`flatten` with the ink's polarity: the histogram's where it is clear (`polarity`), else the
+    thin features' (`thin_features_darker`); light ink needs a second cue besides light thin
+    features, since the paper between broad dark strokes is a light thin feature too: its grey
+    levels must be rarer than those of the dark candidate (`commonness`). Ink is sparse, so its
+    levels are rare; the paper between strokes has the paper's level, the commonest of all.
+    """
+    dark_ink = polarity(grey)
+    if dark_ink is not None:
+        return flatten(grey, dark_ink)
+    if thin_features_darker(grey):
+        return flatten(grey, True)
+    as_dark, as_light = flatten(grey, True), flatten(grey, False)
+    return as_light if commonness(grey, *as_light) < commonness(grey, *as_dark) else as_dark
+
+
+def commonness(grey: np.ndarray, level: np.ndarray, flat: bool) -> float:
+    """How common the grey levels of the ink found in `level` are in the whole picture: the
+    share of its pixels in the same histogram bin, averaged over the strokes' cores (weighted
+    by their ink level). 1 when there is no ink at all."""
+    strong = ink_of(level, flat).strong
+    if not strong.any():
+        return 1.0
+    bins = np.clip((cv2.medianBlur(grey, 3) * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
+    shares = np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS) / bins.size
+    return float(np.average(shares[bins[strong]], weights=level[strong]))
 
 
 def polarity(grey: np.ndarray) -> bool | None:
@@ -73,7 +106,7 @@ def polarity(grey: np.ndarray) -> bool | None:
     common case, so a whole picture that only leans dark is taken as dark; light ink needs a
     clear light tail, and one of thin strokes: a broad light tail is a lit page on a dark desk,
     or glare, not chalk. A shadow over half the page puts the median between two paper levels;
-    then neither side is clearly further and the thin features decide (`thin_features_darker`).
+    then neither side is clearly further and `flattened_ink` decides from the thin features.
     """
     h, w = grey.shape
     whole = tails(grey)
