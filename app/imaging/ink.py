@@ -78,19 +78,23 @@ def flattened_ink(grey: np.ndarray) -> tuple[np.ndarray, bool]:
     if thin_features_darker(grey):
         return flatten(grey, True)
     as_dark, as_light = flatten(grey, True), flatten(grey, False)
-    return as_light if commonness(grey, *as_light) < commonness(grey, *as_dark) else as_dark
+    shares = level_shares(grey)
+    return as_light if commonness(shares, *as_light) < commonness(shares, *as_dark) else as_dark
 
 
-def commonness(grey: np.ndarray, level: np.ndarray, flat: bool) -> float:
-    """How common the grey levels of the ink found in `level` are in the whole picture: the
-    share of its pixels in the same histogram bin, averaged over the strokes' cores (weighted
-    by their ink level). 1 when there is no ink at all."""
+def level_shares(grey: np.ndarray) -> np.ndarray:
+    """(H, W): for each pixel, the share of the picture's pixels whose grey level is in its bin."""
+    bins = np.clip((cv2.medianBlur(grey, 3) * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
+    return (np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS) / bins.size)[bins]
+
+
+def commonness(shares: np.ndarray, level: np.ndarray, flat: bool) -> float:
+    """How common the grey levels of the ink found in `level` are in its picture (`level_shares`),
+    averaged over the strokes' cores, weighted by their ink level. 1 when there is no ink."""
     strong = ink_of(level, flat).strong
     if not strong.any():
         return 1.0
-    bins = np.clip((cv2.medianBlur(grey, 3) * HISTOGRAM_BINS).astype(np.int64), 0, HISTOGRAM_BINS - 1)
-    shares = np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS) / bins.size
-    return float(np.average(shares[bins[strong]], weights=level[strong]))
+    return float(np.average(shares[strong], weights=level[strong]))
 
 
 def polarity(grey: np.ndarray) -> bool | None:
