@@ -12,6 +12,7 @@ for which preprocessing finds no digit counts as wrong. Fixed seeds: the same se
     python bench/photo_accuracy.py                      # 300 photos per kind and scene, all 10k MNIST
     python bench/photo_accuracy.py --photos 50 --scenes 50 --mnist 1000
     python bench/photo_accuracy.py --scenes 100 --only scene:   # the independent scenes alone
+    python bench/photo_accuracy.py --held-out --scenes 100 --only scene:   # digits and seeds not tuned on
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ FONTS = Path("/usr/share/fonts/truetype")  # DejaVu and Liberation, where instal
 Prepare = Callable[[bytes], np.ndarray]
 Labelled = Iterator[tuple[bytes, int]]
 Render = Callable[[str, np.ndarray, int], bytes]  # (condition, 28x28 digit, seed) -> encoded photo
+HELD_OUT_DIGITS = 6000  # --held-out: photos of the test digits from here on,
+HELD_OUT_SEEDS = 500_000  # drawn from seeds this far past the report's
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -115,31 +118,44 @@ def accuracy(model: torch.nn.Module, preprocess: Prepare, samples: Labelled) -> 
     return correct / total, total, missed
 
 
-def sets(photos_per_kind: int, scenes_per_condition: int, mnist_count: int) -> Iterator[tuple[str, Labelled]]:
-    """(name, samples) for every set; the samples are made only when iterated."""
+def sets(
+    photos_per_kind: int, scenes_per_condition: int, mnist_count: int, held_out: bool = False
+) -> Iterator[tuple[str, Labelled]]:
+    """(name, samples) for every set; the samples are made only when iterated. `held_out`: the
+    photos, scenes and enlarged digits of test digits from `HELD_OUT_DIGITS` on, drawn from
+    seeds `HELD_OUT_SEEDS` past the report's."""
     test = load_mnist().test
     images, labels = test.images, test.labels
+    offset = HELD_OUT_SEEDS if held_out else 0  # and the three photo sets' digits from HELD_OUT_DIGITS on
     yield "MNIST test digits as PNG", mnist_pngs(images[:mnist_count], labels[:mnist_count])
     yield "canvas exports (transparent)", canvas_exports(images[:1000], labels[:1000])
     yield "printed digits (DejaVu/Liberation)", printed_digits(500)
     yield "UCI-style 8x8, enlarged 4x", uci_style(images[:1000], labels[:1000])
     for k, kind in enumerate(RENDERINGS):
         # Photos use the test digits from the end of the set, a different seed for every kind.
-        chosen = slice(len(images) - photos_per_kind, None)
-        yield f"photo: {kind}", drawn(render, kind, images[chosen], labels[chosen], seed=1_000_000 * (k + 1))
+        first = HELD_OUT_DIGITS if held_out else len(images) - photos_per_kind
+        chosen = slice(first, first + photos_per_kind)
+        yield (
+            f"photo: {kind}",
+            drawn(render, kind, images[chosen], labels[chosen], 1_000_000 * (k + 1) + offset),
+        )
     for condition in photo_scenes.CONDITIONS:
         # Scenes use test digits from the middle of the set, other seeds again.
-        chosen = slice(5000, 5000 + scenes_per_condition)
+        first = HELD_OUT_DIGITS if held_out else 5000
+        chosen = slice(first, first + scenes_per_condition)
+        seed = scene_seed(condition) + offset
         yield (
             f"scene: {condition}",
-            drawn(photo_scenes.render, condition, images[chosen], labels[chosen], seed=scene_seed(condition)),
+            drawn(photo_scenes.render, condition, images[chosen], labels[chosen], seed),
         )
     for condition in photo_enlarged.CONDITIONS:
         # Enlarged digits use test digits from 2000 on, other seeds again.
-        chosen = slice(2000, 2000 + photos_per_kind)
+        first = HELD_OUT_DIGITS if held_out else 2000
+        chosen = slice(first, first + photos_per_kind)
+        seed = enlarged_seed(condition) + offset
         yield (
             f"enlarged: {condition}",
-            drawn(photo_enlarged.render, condition, images[chosen], labels[chosen], enlarged_seed(condition)),
+            drawn(photo_enlarged.render, condition, images[chosen], labels[chosen], seed),
         )
 
 
@@ -160,7 +176,10 @@ def mnist_stroke_width(count: int = 2000) -> float:
 
 
 def run(
-    preprocess_factory: Callable[[Layout], Prepare], counts: tuple[int, int, int], only: str = ""
+    preprocess_factory: Callable[[Layout], Prepare],
+    counts: tuple[int, int, int],
+    only: str = "",
+    held_out: bool = False,
 ) -> None:
     """Prints one row per set whose name contains `only`; `counts`: photos, scenes, MNIST digits."""
     model = load_weights(WEIGHTS, torch.device("cpu")).eval()
@@ -168,7 +187,7 @@ def run(
     layout = Layout.of_model({"config": model.config.to_dict(), "input": card.get("input")})
     preprocess = preprocess_factory(layout)
     print(f"{'input':<40} {'n':>6} {'correct':>8} {'no digit':>9} {'s':>6}")
-    for name, samples in sets(*counts):
+    for name, samples in sets(*counts, held_out=held_out):
         if only not in name:
             continue
         start = time.perf_counter()
@@ -189,13 +208,18 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=300, help="scenes per condition (default 300)")
     parser.add_argument("--only", default="", help="only the sets whose name contains this (e.g. 'scene:')")
     parser.add_argument("--mnist", type=int, default=10_000, help="MNIST test digits as PNG (default 10000)")
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help=f"photos of test digits {HELD_OUT_DIGITS} on, from seeds {HELD_OUT_SEEDS:,} past the report's",
+    )
     parser.add_argument("--strokes", action="store_true", help="print MNIST's mean stroke width and exit")
     args = parser.parse_args()
     torch.set_num_threads(2)
     if args.strokes:
         print(f"MNIST mean stroke width at its 20 px box: {mnist_stroke_width():.2f} px")
         return
-    run(service_preprocessing, (args.photos, args.scenes, args.mnist), args.only)
+    run(service_preprocessing, (args.photos, args.scenes, args.mnist), args.only, args.held_out)
 
 
 if __name__ == "__main__":

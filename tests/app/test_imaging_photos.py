@@ -22,7 +22,7 @@ from app.imaging import Layout, prepare
 from app.imaging.decode import DECODE_BUDGET, decode, to_grey
 from app.imaging.ink import commonness, flatten, level_shares, polarity, thin_features_darker
 from bench import photo_enlarged, photo_scenes, preprocess_cost
-from bench.photo_accuracy import enlarged_seed, scene_seed
+from bench.photo_accuracy import HELD_OUT_DIGITS, HELD_OUT_SEEDS, enlarged_seed, scene_seed
 from bench.photo_digits import RENDERINGS, Page, blank_page, jpeg, mild_noise, render, ruled_lines, shadow
 from bench.photo_digits import uneven_light as light
 from model.checkpoint import load_weights
@@ -187,13 +187,10 @@ def test_the_shorter_rules_of_a_page_in_perspective_are_erased(reader, mnist: Mn
         assert reader(photo) == mnist.test.labels[5000 + i]
 
 
-BEYOND_THE_REPORT = 500_000  # seeds this far past the report's draw scenes it does not measure
-
-
 def beyond_the_report(condition: str, i: int, mnist: Mnist) -> tuple[bytes, int]:
     """The i-th of a condition's scenes of MNIST test digits 6000 on, drawn from other seeds."""
-    seed = scene_seed(condition) + BEYOND_THE_REPORT + i
-    return photo_scenes.render(condition, mnist.test.images[6000 + i], seed), int(mnist.test.labels[6000 + i])
+    digit, seed = HELD_OUT_DIGITS + i, scene_seed(condition) + HELD_OUT_SEEDS + i
+    return photo_scenes.render(condition, mnist.test.images[digit], seed), int(mnist.test.labels[digit])
 
 
 def test_a_pen_stroke_on_a_printed_line_stays_when_the_line_goes(reader, mnist: Mnist) -> None:
@@ -209,10 +206,12 @@ def test_a_rule_broken_by_an_enlarged_digit_is_erased_beside_it(reader, mnist: M
     """Ruled pages under digits enlarged with their own broad strokes: where such a stroke crosses
     a rule, the rule showed as two pieces too short to be found, and the crop took them in (a 9
     read as a 7). Photos of test digits 6000 on, from seeds the report does not draw."""
-    seed = enlarged_seed("ruled lines") + BEYOND_THE_REPORT
+    seed = enlarged_seed("ruled lines") + HELD_OUT_SEEDS
     chosen = (18, 42, 61, 65, 67, 68, 71)
-    photos = [photo_enlarged.render("ruled lines", mnist.test.images[6000 + i], seed + i) for i in chosen]
-    labels = [int(mnist.test.labels[6000 + i]) for i in chosen]
+    photos = [
+        photo_enlarged.render("ruled lines", mnist.test.images[HELD_OUT_DIGITS + i], seed + i) for i in chosen
+    ]
+    labels = [int(mnist.test.labels[HELD_OUT_DIGITS + i]) for i in chosen]
     assert [read_or_none(reader, photo) for photo in photos] == labels
 
 
@@ -234,11 +233,11 @@ def test_broad_dark_strokes_under_a_shadow_are_not_taken_for_light_ink(
     the paper is the strongest light thin feature: it was taken for light ink (an 8 read as a 0).
     The paper's grey level is the picture's commonest, the ink's a rare one, so the ink is dark.
     Photos of test digits 6000 on, from seeds the report does not draw."""
-    seed = enlarged_seed(condition) + BEYOND_THE_REPORT + i
-    photo = photo_enlarged.render(condition, mnist.test.images[6000 + i], seed)
+    seed = enlarged_seed(condition) + HELD_OUT_SEEDS + i
+    photo = photo_enlarged.render(condition, mnist.test.images[HELD_OUT_DIGITS + i], seed)
     grey = to_grey(decode(photo, MAX_PIXELS))
     assert polarity(grey) is None and not thin_features_darker(grey)
-    assert read_or_none(reader, photo) == mnist.test.labels[6000 + i]
+    assert read_or_none(reader, photo) == mnist.test.labels[HELD_OUT_DIGITS + i]
 
 
 def test_chalk_is_a_rarer_grey_than_its_board(mnist: Mnist) -> None:
@@ -259,7 +258,7 @@ def test_a_fat_marker_on_unevenly_lit_paper_is_read_whole(reader, mnist: Mnist) 
     window stayed narrow and took their middles for paper."""
     chosen = (17, 63, 64, 67, 83, 86, 90, 92, 94, 96)
     read = [read_or_none(reader, beyond_the_report("felt marker", i, mnist)[0]) for i in chosen]
-    labels = [int(mnist.test.labels[6000 + i]) for i in chosen]
+    labels = [int(mnist.test.labels[HELD_OUT_DIGITS + i]) for i in chosen]
     assert np.sum(np.array(read) == labels) >= 9, (read, labels)
 
 
