@@ -126,37 +126,29 @@ def sets(
     seeds `HELD_OUT_SEEDS` past the report's."""
     test = load_mnist().test
     images, labels = test.images, test.labels
-    offset = HELD_OUT_SEEDS if held_out else 0  # and the three photo sets' digits from HELD_OUT_DIGITS on
     yield "MNIST test digits as PNG", mnist_pngs(images[:mnist_count], labels[:mnist_count])
     yield "canvas exports (transparent)", canvas_exports(images[:1000], labels[:1000])
     yield "printed digits (DejaVu/Liberation)", printed_digits(500)
     yield "UCI-style 8x8, enlarged 4x", uci_style(images[:1000], labels[:1000])
-    for k, kind in enumerate(RENDERINGS):
-        # Photos use the test digits from the end of the set, a different seed for every kind.
-        first = HELD_OUT_DIGITS if held_out else len(images) - photos_per_kind
-        chosen = slice(first, first + photos_per_kind)
-        yield (
-            f"photo: {kind}",
-            drawn(render, kind, images[chosen], labels[chosen], 1_000_000 * (k + 1) + offset),
-        )
-    for condition in photo_scenes.CONDITIONS:
-        # Scenes use test digits from the middle of the set, other seeds again.
-        first = HELD_OUT_DIGITS if held_out else 5000
-        chosen = slice(first, first + scenes_per_condition)
-        seed = scene_seed(condition) + offset
-        yield (
-            f"scene: {condition}",
-            drawn(photo_scenes.render, condition, images[chosen], labels[chosen], seed),
-        )
-    for condition in photo_enlarged.CONDITIONS:
-        # Enlarged digits use test digits from 2000 on, other seeds again.
-        first = HELD_OUT_DIGITS if held_out else 2000
-        chosen = slice(first, first + photos_per_kind)
-        seed = enlarged_seed(condition) + offset
-        yield (
-            f"enlarged: {condition}",
-            drawn(photo_enlarged.render, condition, images[chosen], labels[chosen], seed),
-        )
+    # The three photo generators draw from different test digits (the report's photos from the end
+    # of the set, its scenes from the middle, its enlarged digits from 2000 on), every condition
+    # from its own seeds.
+    photo_sets = [  # (prefix, generator, its conditions, first test digit, how many, first seed)
+        ("photo", render, RENDERINGS, len(images) - photos_per_kind, photos_per_kind, photo_seed),
+        ("scene", photo_scenes.render, photo_scenes.CONDITIONS, 5000, scenes_per_condition, scene_seed),
+        ("enlarged", photo_enlarged.render, photo_enlarged.CONDITIONS, 2000, photos_per_kind, enlarged_seed),
+    ]
+    for prefix, make, conditions, first, count, first_seed in photo_sets:
+        first = HELD_OUT_DIGITS if held_out else first
+        chosen = slice(first, first + count)
+        for condition in conditions:
+            seed = first_seed(condition) + (HELD_OUT_SEEDS if held_out else 0)
+            yield f"{prefix}: {condition}", drawn(make, condition, images[chosen], labels[chosen], seed)
+
+
+def photo_seed(kind: str) -> int:
+    """The seed of a kind's first photo (`bench/photo_digits.py`) in the report."""
+    return 1_000_000 * (list(RENDERINGS).index(kind) + 1)
 
 
 def scene_seed(condition: str) -> int:
