@@ -187,10 +187,13 @@ def test_the_shorter_rules_of_a_page_in_perspective_are_erased(reader, mnist: Mn
         assert reader(photo) == mnist.test.labels[5000 + i]
 
 
-def beyond_the_report(condition: str, i: int, mnist: Mnist) -> tuple[bytes, int]:
-    """The i-th of a condition's scenes of MNIST test digits 6000 on, drawn from other seeds."""
-    digit, seed = HELD_OUT_DIGITS + i, scene_seed(condition) + HELD_OUT_SEEDS + i
-    return photo_scenes.render(condition, mnist.test.images[digit], seed), int(mnist.test.labels[digit])
+def beyond_the_report(
+    condition: str, i: int, mnist: Mnist, make=photo_scenes.render, first_seed=scene_seed
+) -> tuple[bytes, int]:
+    """The i-th of a condition's photos (scenes unless `make` is another generator) of MNIST test
+    digits 6000 on, drawn from seeds the report does not draw."""
+    digit, seed = HELD_OUT_DIGITS + i, first_seed(condition) + HELD_OUT_SEEDS + i
+    return make(condition, mnist.test.images[digit], seed), int(mnist.test.labels[digit])
 
 
 def test_a_pen_stroke_on_a_printed_line_stays_when_the_line_goes(reader, mnist: Mnist) -> None:
@@ -206,13 +209,9 @@ def test_a_rule_broken_by_an_enlarged_digit_is_erased_beside_it(reader, mnist: M
     """Ruled pages under digits enlarged with their own broad strokes: where such a stroke crosses
     a rule, the rule showed as two pieces too short to be found, and the crop took them in (a 9
     read as a 7). Photos of test digits 6000 on, from seeds the report does not draw."""
-    seed = enlarged_seed("ruled lines") + HELD_OUT_SEEDS
     chosen = (18, 42, 61, 65, 67, 68, 71)
-    photos = [
-        photo_enlarged.render("ruled lines", mnist.test.images[HELD_OUT_DIGITS + i], seed + i) for i in chosen
-    ]
-    labels = [int(mnist.test.labels[HELD_OUT_DIGITS + i]) for i in chosen]
-    assert [read_or_none(reader, photo) for photo in photos] == labels
+    drawn = [beyond_the_report("ruled lines", i, mnist, photo_enlarged.render, enlarged_seed) for i in chosen]
+    assert [read_or_none(reader, photo) for photo, _ in drawn] == [label for _, label in drawn]
 
 
 BROAD_STROKES_IN_SHADOW = [  # held-out enlarged digits whose thin features are light
@@ -233,11 +232,10 @@ def test_broad_dark_strokes_under_a_shadow_are_not_taken_for_light_ink(
     the paper is the strongest light thin feature: it was taken for light ink (an 8 read as a 0).
     The paper's grey level is the picture's commonest, the ink's a rare one, so the ink is dark.
     Photos of test digits 6000 on, from seeds the report does not draw."""
-    seed = enlarged_seed(condition) + HELD_OUT_SEEDS + i
-    photo = photo_enlarged.render(condition, mnist.test.images[HELD_OUT_DIGITS + i], seed)
+    photo, label = beyond_the_report(condition, i, mnist, photo_enlarged.render, enlarged_seed)
     grey = to_grey(decode(photo, MAX_PIXELS))
     assert polarity(grey) is None and not thin_features_darker(grey)
-    assert read_or_none(reader, photo) == mnist.test.labels[HELD_OUT_DIGITS + i]
+    assert read_or_none(reader, photo) == label
 
 
 def test_chalk_is_a_rarer_grey_than_its_board(mnist: Mnist) -> None:
