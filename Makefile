@@ -32,7 +32,7 @@ test: $(VENV)/.installed-test  ## the whole test suite (installs Debian's chromi
 	bash scripts/ensure-chromium.sh
 	bash scripts/ensure-fonts.sh
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 train: $(VENV)/.installed-train  ## the paper's recipe; see `capsnet-train --help`
 	$(BIN)/capsnet-train --out-dir runs/capsnet --resume
