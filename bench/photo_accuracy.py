@@ -1,13 +1,14 @@
 """Accuracy per kind of input through the service's own preprocessing and the shipped model.
 
 Prints one row per kind: MNIST test digits sent as PNGs, canvas exports, printed digits,
-UCI-style 8x8 digits enlarged, and MNIST test digits rendered as photos (bench/photo_digits.py)
-with each degradation alone, all at once, on a whiteboard and on a chalkboard, and the same
-digits in an independently written set of scenes (bench/photo_scenes.py: perspective, a desk
-around the page, squared paper, pencil, marker, colour casts, tiny and huge images...), and in a
-third set that enlarges each digit's own grey levels as the ink instead of redrawing it with a pen
-(bench/photo_enlarged.py: strokes as broad as MNIST's, under light, shadow, rules...). An image
-for which preprocessing finds no digit counts as wrong. Fixed seeds: the same sets on every run.
+UCI-style 8x8 digits enlarged, pictures cropped close around a digit, and MNIST test digits rendered
+as photos (bench/photo_digits.py) with each degradation alone, all at once, on a whiteboard and
+on a chalkboard, and the same digits in an independently written set of scenes
+(bench/photo_scenes.py: perspective, a desk around the page, squared paper, pencil, marker,
+colour casts, tiny and huge images...), and in a third set that enlarges each digit's own grey
+levels as the ink instead of redrawing it with a pen (bench/photo_enlarged.py: strokes as broad
+as MNIST's, under light, shadow, rules...). An image for which preprocessing finds no digit
+counts as wrong. Fixed seeds: the same sets on every run.
 
     python bench/photo_accuracy.py                      # 300 photos per kind and scene, all 10k MNIST
     python bench/photo_accuracy.py --photos 50 --scenes 50 --mnist 1000
@@ -94,6 +95,30 @@ def uci_style(images: np.ndarray, labels: np.ndarray) -> Labelled:
         yield png(np.kron(np.clip(levels, 0, 255), np.ones((4, 4))).astype(np.uint8)), int(label)
 
 
+def cropped_close(digit: np.ndarray, side: int) -> np.ndarray:
+    """The digit's own box, squared and enlarged to `side`: its strokes' ends touch the frame."""
+    rows, cols = np.nonzero(digit > 30)
+    box = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    square = np.zeros((max(box.shape),) * 2, np.uint8)
+    top, left = (square.shape[0] - box.shape[0]) // 2, (square.shape[1] - box.shape[1]) // 2
+    square[top : top + box.shape[0], left : left + box.shape[1]] = box
+    return np.asarray(Image.fromarray(square).resize((side, side), Image.Resampling.BICUBIC))
+
+
+def jpeg_file(grey: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(grey).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def close_crops(images: np.ndarray, labels: np.ndarray, dark_ink: bool) -> Labelled:
+    """Pictures cropped to the digit, 64 to 400 px, as JPEGs: dark ink on light or light on dark."""
+    sides = [64, 100, 200, 400]
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        crop = cropped_close(image, sides[i % len(sides)])
+        yield jpeg_file(255 - crop if dark_ink else crop), int(label)
+
+
 def drawn(make: Render, condition: str, images: np.ndarray, labels: np.ndarray, seed: int) -> Labelled:
     """Photos of `images` made by a generator's render function, the i-th from seed `seed + i`."""
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
@@ -130,6 +155,8 @@ def sets(
     yield "canvas exports (transparent)", canvas_exports(images[:1000], labels[:1000])
     yield "printed digits (DejaVu/Liberation)", printed_digits(500)
     yield "UCI-style 8x8, enlarged 4x", uci_style(images[:1000], labels[:1000])
+    yield "cropped close, dark ink (JPEG)", close_crops(images[:1000], labels[:1000], dark_ink=True)
+    yield "cropped close, light ink (JPEG)", close_crops(images[:1000], labels[:1000], dark_ink=False)
     # The three photo generators draw from different test digits (the report's photos from the end
     # of the set, its scenes from the middle, its enlarged digits from 2000 on), every condition
     # from its own seeds.

@@ -71,12 +71,15 @@ def flattened_ink(grey: np.ndarray) -> tuple[np.ndarray, bool]:
     features, since the paper between broad dark strokes is a light thin feature too: its grey
     levels must be rarer than those of the dark candidate (`commonness`). Ink is sparse, so its
     levels are rare; the paper between strokes has the paper's level, the commonest of all.
+    Likewise the board between broad light strokes is a dark thin feature (a light digit cropped
+    close): dark thin features are the ink only where reading the ink as dark finds any.
     """
     dark_ink = polarity(grey)
     if dark_ink is not None:
         return flatten(grey, dark_ink)
     if thin_features_darker(grey):
-        return flatten(grey, True)
+        as_dark = flatten(grey, True)
+        return as_dark if ink_of(*as_dark).strong.any() else flatten(grey, False)
     as_dark, as_light = flatten(grey, True), flatten(grey, False)
     shares = level_shares(grey)
     return as_light if commonness(shares, *as_light) < commonness(shares, *as_dark) else as_dark

@@ -49,6 +49,8 @@ RING_HOLDS = 0.3  # of a closed ring's size: what it holds is at least this big 
 FRAME_FILLING = 0.3  # of the frame's longer side: a digit running off the picture is this big at least
 STROKE_OF_SIZE = (0.03, 0.25)  # its stroke's width, of its longer side: no hairline, no broad area
 FRAME_INK = 0.2  # and its mean ink level at least this: ink, not the shade of a page's edge
+FRAME_CONTACT = 0.4  # of the frame's border: a digit cropped close meets it only where its strokes end
+CROPPED_CENTRE = 0.2  # of the frame's sides: and its ink's centre lies this near the middle
 CENTRE_SIGMA = 0.35  # of the picture's size: how strongly components near the middle are preferred
 MNIST_STROKE = 2.8  # px at the 20 px box: MNIST's mean stroke width (bench/photo_accuracy.py --strokes)
 THIN = 0.65  # strokes under this fraction of MNIST's width are thickened to it
@@ -202,8 +204,10 @@ def select_digit(ink: Ink) -> np.ndarray:
     aimed at. Where nothing else stands out, the digit may be joined to the frame by a thread (what
     is left of an erased grid line, a hair): the threads are cut and the digit looked for again.
     Where still nothing stands out, the digit may run off the picture (a close-up whose tail is
-    cut off): what touches one side of the frame, or two that meet, is taken when it is drawn
-    like a stroke, thin for its size; a shadow, a desk or a dark corner is a broad area.
+    cut off) or fill it (a picture cropped close around the digit): what touches one side of the
+    frame, or two that meet, or lies in the middle meeting the frame only where its strokes end,
+    is taken when it is drawn like a stroke, thin for its size; a shadow, a desk or a dark corner
+    is a broad area, runs along the frame, or lies off to one side.
     """
     photo = not ink.flat and min(ink.weak.shape) >= MIN_PHOTO
     try:
@@ -230,7 +234,8 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
     if photo:
         touching = touches_frame(stats, h, w)
         if strokes_off_the_frame:
-            touching &= ~(touches_one_side_or_corner(stats, h, w) & stroke_like(labels, stats, ink.level))
+            off_or_filling = touches_one_side_or_corner(stats, h, w) | fills_the_picture(labels, centres)
+            touching &= ~(off_or_filling & stroke_like(labels, stats, ink.level))
         has_core &= ~touching
     has_core &= ~boxes(labels, stats, has_core)
     mass = np.bincount(labels.ravel(), weights=ink.level.ravel(), minlength=count)
@@ -314,6 +319,17 @@ def touches_one_side_or_corner(stats: np.ndarray, h: int, w: int) -> np.ndarray:
     x, y, bw, bh = (stats[:, i] for i in range(4))
     left, top, right, bottom = x == 0, y == 0, x + bw == w, y + bh == h
     return ~(left & right) & ~(top & bottom)
+
+
+def fills_the_picture(labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """The components centred in the picture that cover little of its border (`FRAME_CONTACT`): a
+    digit cropped close, touching the frame with its strokes' ends. A desk or a board's frame around
+    the page runs along the border; a shadow or the desk beside the page lies off to one side."""
+    h, w = labels.shape
+    border = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    contact = np.bincount(border, minlength=len(centres)) / border.size
+    off_centre = np.abs(centres - [w / 2, h / 2]) / [w, h]
+    return (contact <= FRAME_CONTACT) & (off_centre <= CROPPED_CENTRE).all(axis=1)
 
 
 def stroke_like(labels: np.ndarray, stats: np.ndarray, level: np.ndarray) -> np.ndarray:
