@@ -2,7 +2,8 @@
 
 Every failure a client sees, including FastAPI's own validation errors and unknown routes, has
 the same body: `{"error": {"code": ..., "message": ..., "details": ..., "request_id": ...}}`, the
-id also being in the `X-Request-ID` header and in every log line about the request. A client that
+id also being in the `X-Request-ID` header and in every log line about the request; under /v2,
+the Open Inference Protocol's `{"error": "..."}`. A client that
 goes away before its answer is counted as 499 (nginx's "client closed request"), not as a failure.
 """
 
@@ -123,7 +124,12 @@ HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None, headers=None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers=None, path: str = ""
+) -> JSONResponse:
+    """The error body; on the Open Inference Protocol's paths, its own `{"error": "message"}`."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
@@ -132,13 +138,14 @@ def error_response(status: int, code: str, message: str, details: Any = None, he
 
 
 async def on_service_error(request: Request, exc: ServiceError) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers, request.url.path)
 
 
 async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     # Only the JSON-safe parts: `ctx` may hold exception objects and `input` the whole upload.
     details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    return error_response(422, "invalid_parameter", "the request has invalid parameters", details)
+    message = "the request has invalid parameters"
+    return error_response(422, "invalid_parameter", message, details, path=request.url.path)
 
 
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -146,7 +153,7 @@ async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONRe
     headers = dict(exc.headers or {})
     if exc.status_code == 405:  # every method the path has, not only those of the first route found
         headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
-    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers, path=request.url.path)
 
 
 def allowed_methods(request: Request) -> set[str]:
@@ -165,9 +172,11 @@ async def on_client_disconnect(request: Request, exc: ClientDisconnect) -> JSONR
     499 when the client left, 408 when the server cut off a client too slow to send its request.
     """
     if getattr(request.state, TIMED_OUT, False):
-        return error_response(408, "request_timeout", "the request took too long to arrive")
+        message = "the request took too long to arrive"
+        return error_response(408, "request_timeout", message, path=request.url.path)
     log.info("the client disconnected before %s %s was answered", request.method, request.url.path)
-    return error_response(CLIENT_CLOSED_REQUEST, "client_closed_request", "the client disconnected")
+    message = "the client disconnected"
+    return error_response(CLIENT_CLOSED_REQUEST, "client_closed_request", message, path=request.url.path)
 
 
 class LastResortMiddleware:
@@ -202,14 +211,19 @@ class LastResortMiddleware:
             )
             headers = {"Retry-After": "1", "Connection": "close"}
             response = error_response(
-                503, "shutting_down", "the server is shutting down; retry", headers=headers
+                503,
+                "shutting_down",
+                "the server is shutting down; retry",
+                headers=headers,
+                path=scope["path"],
             )
             await response(scope, receive, send)  # the task ends here, answered, instead of dying
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if started:
                 raise
-            response = error_response(500, "internal_error", "the server failed to handle this request")
+            message = "the server failed to handle this request"
+            response = error_response(500, "internal_error", message, path=scope["path"])
             await response(scope, receive, send)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import zlib
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 from app.errors import NotFound
 
 VERSION = 1
+ALPHABET = re.compile(r"[A-Za-z0-9_-]+")  # base64url without padding, as `token` writes it
 
 
 def quantise(images: np.ndarray) -> np.ndarray:
@@ -46,6 +48,8 @@ def image(text: str, side: int) -> np.ndarray:
     """A token -> the (side, side) float32 image it carries; 404 for anything this service did not make."""
     if len(text) > max_token_chars(side):
         raise NotFound("not a link this service made: the token is too long")
+    if not ALPHABET.fullmatch(text):
+        raise NotFound("not a link this service made: the token has characters base64url does not use")
     try:
         packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as e:

@@ -115,7 +115,7 @@ def parse_json(raw: bytes) -> Any:
     """A client's JSON: bad syntax, or nesting deeper than the parser's stack, is the client's 400."""
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # bad syntax or encoding, an integer too long to convert
         raise InvalidUpload(f"the body is not valid JSON: {e}") from e
     except RecursionError as e:  # never a valid request, and never a 500
         raise InvalidUpload("the body's JSON is nested too deeply") from e

@@ -39,6 +39,8 @@ NUMPY_TYPES = {
     "FP64": np.dtype("<f8"),
 }
 DATATYPES = (*NUMPY_TYPES, "BYTES")
+MAX_DIMENSIONS = 32  # no model input needs more; numpy's arrays may have no more than 32 to 64
+MAX_DIMENSION = 2**63 - 1  # each an int64, as in Triton's own tensors
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,12 @@ def parse_input(item: object, index: int, blobs: BinaryReader) -> Tensor:
         raise InvalidUpload(f"inputs[{index}] has no name")
     if datatype not in DATATYPES:
         raise InvalidUpload(f"input {name!r}: datatype {datatype!r} is not one of {', '.join(DATATYPES)}")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise InvalidUpload(f"input {name!r}: shape must be a list of non-negative integers")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and 0 <= d <= MAX_DIMENSION for d in shape):
+        raise InvalidUpload(f"input {name!r}: shape must be a list of non-negative 64-bit integers")
+    if len(shape) > MAX_DIMENSIONS:
+        raise InvalidUpload(
+            f"input {name!r}: {len(shape)} dimensions; at most {MAX_DIMENSIONS} are supported"
+        )
     parameters = item.get("parameters") or {}
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is not None:
@@ -136,7 +142,11 @@ def from_json(data: object, name: str, datatype: str, shape: list[int]) -> np.nd
     if not isinstance(data, list):
         raise InvalidUpload(f"input {name!r}: data must be a list, flat or nested")
     if datatype == "BYTES":
-        elements = [decode_base64(text, name) for text in flatten(data)]
+        try:
+            leaves = flatten(data)
+        except RecursionError as e:
+            raise InvalidUpload(f"input {name!r}: data are nested too deeply") from e
+        elements = [decode_base64(text, name) for text in leaves]
         check_count(len(elements), name, shape)
         return elements
     try:
@@ -144,7 +154,7 @@ def from_json(data: object, name: str, datatype: str, shape: list[int]) -> np.nd
     except (ValueError, TypeError, OverflowError) as e:
         raise InvalidUpload(f"input {name!r}: data are not {datatype} values in a regular array: {e}") from e
     check_count(array.size, name, shape)
-    return array.reshape(shape)
+    return shaped(array, name, shape)
 
 
 def from_binary(raw: bytes, name: str, datatype: str, shape: list[int]) -> np.ndarray | list[bytes]:
@@ -158,7 +168,16 @@ def from_binary(raw: bytes, name: str, datatype: str, shape: list[int]) -> np.nd
             f"input {name!r}: {len(raw)} binary bytes, but shape {shape} of {datatype} needs "
             f"{math.prod(shape) * dtype.itemsize}"
         )
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return shaped(np.frombuffer(raw, dtype=dtype), name, shape)
+
+
+def shaped(array: np.ndarray, name: str, shape: list[int]) -> np.ndarray:
+    """`array` (as many elements as `shape` holds) in `shape`, which numpy may still refuse: an
+    empty tensor whose other dimensions multiply past what it can index."""
+    try:
+        return array.reshape(shape)
+    except ValueError as e:
+        raise InvalidUpload(f"input {name!r}: shape {shape} cannot be built: {e}") from e
 
 
 def flatten(data: list[Any]) -> list[Any]:

@@ -54,8 +54,10 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
         if image.format == "JPEG":
             image.draft(None, (WORKING_SIDE, WORKING_SIDE))
         if decoded_bytes(image) <= DECODE_BUDGET:
-            orientation = image.getexif().get(EXIF_ORIENTATION)  # a PNG's may come after its pixels
             image.load()  # GIF and TIFF: the first frame
+            # read after loading: a PNG's may come after its pixels, and Pillow turns a TIFF
+            # upright itself as it loads it (and drops the tag)
+            orientation = image.getexif().get(EXIF_ORIENTATION)
             image = shrink(image, WORKING_SIDE)
         else:
             image, orientation = streamed(data, image)
@@ -125,6 +127,8 @@ def open_checked(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageTooLarge(f"the image claims too many pixels: {e}") from e
     except UnidentifiedImageError as e:
         raise InvalidImage("the data is not an image Pillow can read") from e
+    except Exception as e:  # a header cut short, a text chunk inflating past Pillow's limit...
+        raise InvalidImage(f"the image's header could not be read: {e}") from e
     if image.format not in FORMATS:
         raise UnsupportedMediaType(
             f"{image.format} images are not supported; send one of {', '.join(FORMATS)}"

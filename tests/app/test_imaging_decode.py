@@ -164,3 +164,24 @@ def test_a_damaged_streamed_png_is_an_invalid_image(
     monkeypatch.setattr(decoding, "DECODE_BUDGET", 3_200_000)
     with pytest.raises(InvalidImage, match="could not be decoded"):
         decoding.decode(bytes(data), MAX_PIXELS)
+
+
+UNDO = {t: t for t in Image.Transpose} | {  # each transpose's inverse
+    Image.Transpose.ROTATE_90: Image.Transpose.ROTATE_270,
+    Image.Transpose.ROTATE_270: Image.Transpose.ROTATE_90,
+}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP", "JPEG"])
+def test_every_exif_orientation_is_applied_once(fmt: str) -> None:
+    """Stored turned or mirrored with the tag that says how to show it, the image comes out upright
+    (Pillow turns a TIFF upright itself as it loads it: it must not be turned twice)."""
+    upright = np.zeros((40, 80), np.uint8)
+    upright[:10, :20] = 255  # a bright corner at the top left, nowhere else
+    for orientation, transpose in decoding.TRANSPOSE_FOR_ORIENTATION.items():
+        exif = Image.Exif()
+        exif[decoding.EXIF_ORIENTATION] = orientation
+        stored = Image.fromarray(upright).transpose(UNDO[transpose])
+        extra = {"lossless": True} if fmt == "WEBP" else {"quality": 95} if fmt == "JPEG" else {}
+        shown = np.asarray(decoding.decode(encode(stored, fmt, exif=exif.tobytes(), **extra), MAX_PIXELS))
+        assert shown.shape == upright.shape and np.abs(shown.astype(int) - upright).mean() < 4, orientation

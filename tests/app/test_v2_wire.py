@@ -114,6 +114,41 @@ X = b'{"name": "x", "datatype": "FP32", "shape": [1], "data": [0]}'
         ),
         (b'{"inputs": [' + X + b"]}", b"xx", "belong to no input"),
         (b'{"inputs": [' + X + b'], "outputs": ["a"]}', None, "outputs"),
+        (b'{"id": ' + b"9" * 5000 + b', "inputs": [' + X + b"]}", None, "not valid JSON"),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "UINT8", "shape": ['
+            + b"1, " * 64
+            + b'1], "data": [0]}]}',
+            None,
+            "65 dimensions",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "UINT8", "shape": [1, 0, 18446744073709551616], '
+            b'"data": []}]}',
+            None,
+            "64-bit",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "UINT8", "shape": [0, 4611686018427387904, 8], '
+            b'"data": []}]}',
+            None,
+            "cannot be built",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "UINT8", "shape": [0, 4611686018427387904, 8], '
+            b'"parameters": {"binary_data_size": 0}}]}',
+            b"",
+            "cannot be built",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "BYTES", "shape": [1], "data": '
+            + b"[" * 900
+            + b'"AAAA"'
+            + b"]" * 900
+            + b"}]}",
+            None,
+            "nested too deeply",
+        ),
     ],
 )
 def test_malformed_requests_are_refused_with_the_reason(

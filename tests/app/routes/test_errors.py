@@ -23,6 +23,21 @@ def ico(image: np.ndarray) -> bytes:
     return out.getvalue()
 
 
+def encoded(fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(out, fmt, **options)
+    return out.getvalue()
+
+
+def png_with_a_huge_comment() -> bytes:
+    """A valid PNG whose compressed text chunk inflates past what Pillow reads (a few MB of "A")."""
+    from PIL import PngImagePlugin
+
+    comment = PngImagePlugin.PngInfo()
+    comment.add_text("Comment", "A" * (2 * PngImagePlugin.MAX_TEXT_CHUNK), zip=True)
+    return encoded("PNG", pnginfo=comment)
+
+
 def files(*blobs: bytes) -> list:
     return [("file", (f"{i}.png", blob, "image/png")) for i, blob in enumerate(blobs)]
 
@@ -41,6 +56,17 @@ CASES = {
         "unsupported_media_type",
     ),
     "ico image": (dict(files=files(ico(np.full((16, 16), 255, np.uint8)))), 415, "unsupported_media_type"),
+    "a JPEG cut in its header": (dict(files=files(encoded("JPEG")[:10])), 400, "invalid_image"),
+    "a PNG cut in its header": (dict(files=files(encoded("PNG")[:23])), 400, "invalid_image"),
+    "a WEBP cut short": (dict(files=files(encoded("WEBP")[:30])), 400, "invalid_image"),
+    "a PNG with a huge comment": (dict(files=files(png_with_a_huge_comment())), 400, "invalid_image"),
+    "an integer too long for JSON": (
+        dict(
+            content=b'{"images": [], "n": ' + b"1" * 5000 + b"}", headers={"content-type": "application/json"}
+        ),
+        400,
+        "invalid_body",
+    ),
 }
 
 
@@ -139,5 +165,12 @@ def test_decode_checks_its_body(client: TestClient, body: dict) -> None:
 
 def test_unknown_ids_and_routes_are_404_in_the_same_format(client: TestClient) -> None:
     assert_error(client.get("/v1/reconstructions/" + "0" * 32 + ".png"), 404, "not_found")
-    assert_error(client.get("/v2/predict"), 404, "not_found")
+    assert_error(client.get("/v1/inputs/" + "A" * 5000 + ".png"), 404, "not_found")
+    assert_error(client.get("/v1/tweaks/not$a~token.png"), 404, "not_found")
+    assert_error(client.get("/v1/nothing"), 404, "not_found")
     assert_error(client.get("/v1/predict"), 405, "method_not_allowed")
+
+
+def test_unknown_v2_routes_answer_in_the_protocols_error_format(client: TestClient) -> None:
+    for answer, status in [(client.get("/v2/predict"), 404), (client.post("/v2"), 405)]:
+        assert answer.status_code == status and isinstance(answer.json()["error"], str), answer.text
