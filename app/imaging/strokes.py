@@ -33,6 +33,7 @@ RULING = 3  # lines of one direction, at different places, make a ruling
 RULING_GAP = 0.04  # of the shorter side: lines closer than this are one
 RULING_SPREAD = 0.2  # of the shorter side: a ruling's lines are spread this far at least
 RULING_MIN_SIDE = 200  # px: in a smaller picture a digit's strokes are as long, apart and solid
+TEXTURE = 0.3  # of the picture: thin ink this dense is a texture or noise (squared paper: 0.13 at most)
 MIN_RULE_WIDTH = 1.0  # px of ink per px of length over the noise's: a drawn rule, not a chain of specks
 STROKE_OVER_RULE = 1.5  # ink this much darker than a ruling's darkest tenth is a pen stroke on it
 RULE_FAN = np.deg2rad(4)  # a page's rules, seen in perspective, fan out by a few degrees
@@ -66,13 +67,17 @@ def erase_lines(ink: Ink) -> Ink:
     part of the picture, which a digit's straight strokes never make. A ruling's lines are erased
     from edge to edge, the pieces beside the digit too. A picture too small to show a ruling's
     lines apart from the digit's strokes gets no such search. Where lines do cross the picture,
-    the shorter lines parallel to them are the rest of their ruling (`rest_of_ruling`).
+    the shorter lines parallel to them are the rest of their ruling (`rest_of_ruling`). Nor does
+    a texture or noise (`TEXTURE`), where Hough's transform would find hundreds of lines, each
+    erased and bridged in turn, for a second of work.
     """
     h, w = ink.weak.shape
     side = min(h, w)
     weak = ink.weak.astype(np.uint8)
     width = max(3, int(LINE_WIDTH * side) | 1)
     thin = weak & ~cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((width, width), np.uint8))
+    if thin.mean() > TEXTURE:
+        return ink
     across = [
         s for s in straight_lines(ink, thin, LINE_SPAN) if s.extent >= LINE_SPAN * (w if s.horizontal else h)
     ]

@@ -87,6 +87,26 @@ def test_a_rule_cut_short_by_a_broad_stroke_is_erased_on_both_sides_of_it() -> N
     assert (erased[215:225, 160:240] > 0.5).mean() > 0.95  # the stroke
 
 
+def test_noise_and_textures_are_not_searched_for_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thin ink over half the picture (a 1-px checkerboard, noise) is no ruled page: Hough's
+    transform would find hundreds of lines there, each erased and bridged in turn."""
+    monkeypatch.setattr(cv2, "HoughLinesP", lambda *args, **kwargs: pytest.fail("searched for rules"))
+    rows, cols = np.mgrid[:400, :600]
+    for level in [((rows + cols) % 2).astype(np.float32), np.random.default_rng(0).random((400, 600))]:
+        level = level.astype(np.float32)
+        assert erase_lines(Ink(level, floor=0.1, cut=0.5, flat=False)).level is level
+
+
+def test_squared_paper_is_still_searched_for_rules() -> None:
+    """Rules 2 px wide every 16 px both ways cover a quarter of the picture: more than the
+    squared paper of any photo in the benches (an eighth at most), less than a texture."""
+    level = np.zeros((400, 600), np.float32)
+    level[::16], level[1::16], level[:, ::16], level[:, 1::16] = 0.4, 0.4, 0.4, 0.4
+    level[100:200, 297:303] = 0.9  # a 1
+    erased = erase_lines(Ink(level, floor=0.1, cut=0.5, flat=False)).level
+    assert erased[32, :250].max() < 0.1 and (erased[100:200, 297:303] > 0.5).mean() > 0.95
+
+
 def components(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(picture.astype(np.uint8), connectivity=8)
     return labels, stats
