@@ -1,5 +1,5 @@
-"""What preprocessing one image costs: time for a 12-megapixel JPEG and a large PNG, peak memory
-for the worst cases.
+"""What preprocessing one image costs: time for a 12-megapixel JPEG, for the patterns that give
+the ink search the most to do and for a large PNG, peak memory for the worst cases.
 
 Memory is the process's peak resident set (Linux VmHWM, reset before each case through
 /proc/self/clear_refs) minus its resident set just before, measured in a fresh subprocess per
@@ -158,6 +158,31 @@ def jpeg_seconds(repeats: int = 10) -> float:
     return median_seconds(lambda: prepare(data, "auto", 4096 * 4096, Layout(28, 20)), repeats)
 
 
+def patterns(side: int = 512) -> dict[str, bytes]:
+    """Pictures at the working size that give the ink search the most to do: thin ink everywhere
+    (a 1-px checkerboard, noise) or ruled in both directions (grids every 4 to 16 px)."""
+    rows, cols = np.mgrid[:side, :side]
+    pictures = {
+        "1-px checkerboard": (rows + cols) % 2 * 255,
+        "noise": np.random.default_rng(0).integers(0, 256, (side, side)),
+    }
+    for pitch in (4, 8, 16):
+        pictures[f"grid every {pitch} px"] = np.where((rows % pitch == 0) | (cols % pitch == 0), 0, 255)
+    return {name: encode(Image.fromarray(np.uint8(a)), "PNG") for name, a in pictures.items()}
+
+
+def pattern_seconds(repeats: int = 3) -> dict[str, float]:
+    """Preprocessing time of each of `patterns`, found or refused ("no digit found") alike."""
+    from app.errors import NoDigitFound
+    from app.imaging import Layout, prepare
+
+    def attempt(data: bytes) -> None:
+        with contextlib.suppress(NoDigitFound):
+            prepare(data, "auto", 4096 * 4096, Layout(28, 20))
+
+    return {name: median_seconds(lambda d=data: attempt(d), repeats) for name, data in patterns().items()}
+
+
 def png_decode_seconds(repeats: int = 3) -> tuple[float, float]:
     """(streamed by libvips, decoded whole by Pillow) for the noisy 4096x4096 RGBA PNG: decoding
     and reduction to the working size only."""
@@ -210,6 +235,8 @@ def eight_in_one_request() -> tuple[int, int]:
 def main() -> None:
     sys.path.insert(0, str(REPO))
     print(f"12-megapixel JPEG (4000x3000), median of 10: {jpeg_seconds() * 1000:.0f} ms per image")
+    for name, seconds in pattern_seconds().items():
+        print(f"512x512 {name}, median of 3: {seconds * 1000:.0f} ms per image")
     streamed, whole = png_decode_seconds()
     print(
         f"4096x4096 noisy RGBA PNG decoded and reduced, median of 3: {streamed * 1000:.0f} ms streamed, "
