@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from app.errors import NoDigitFound
+from app.imaging.frame import fills_the_picture
 
 MIN_CONTRAST = 0.1  # the strongest ink must differ from its background by this much (of the paper)
 WINDOW_FRACTION = 0.25  # the background window, of the image's shorter side: wider than strokes
@@ -229,13 +230,17 @@ def widest_stroke(level: np.ndarray) -> float:
     """The width of the widest stroke (px): twice the largest distance from the ink's edge.
 
     The ink is what is above half the strongest level (its 99.9th percentile), less what
-    touches the frame (a desk, the edge of a shadow); the largest distance is its 99th
-    percentile over the ink, so that a lone blot does not count.
+    touches the frame (a desk, the edge of a shadow) unless it fills the picture (a digit cropped
+    close); the largest distance is its 99th percentile over the ink, so that a lone blot does
+    not count.
     """
     ink = (level > 0.5 * float(np.percentile(level, 99.9))).astype(np.uint8)
-    count, labels = cv2.connectedComponents(ink)
+    count, labels, _, centres = cv2.connectedComponentsWithStats(ink)
     edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    ink[np.isin(labels, edges[edges > 0])] = 0
+    frame = np.zeros(count, bool)
+    frame[edges] = True
+    frame[0] = False
+    ink[(frame & ~fills_the_picture(labels, centres))[labels]] = 0
     if not ink.any():
         return 0.0
     distance = cv2.distanceTransform(ink, cv2.DIST_L2, 3)

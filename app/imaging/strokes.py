@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from app.errors import NoDigitFound
+from app.imaging.frame import fills_the_picture
 from app.imaging.ink import MIN_PHOTO, Ink
 
 LINE_SPAN = 0.75  # a ruled line crosses at least this much of the picture
@@ -48,10 +49,9 @@ BOX_BAND = 0.1  # of its smaller side: how far from its rectangle's edge a box's
 BOX_SIDES = 0.8  # of each side's length: how much of it a box runs along
 RING_HOLDS = 0.3  # of a closed ring's size: what it holds is at least this big (a circled digit, no speck)
 FRAME_FILLING = 0.3  # of the frame's longer side: a digit running off the picture is this big at least
+FRAGMENT = 0.25  # of the ink of a digit filling the picture: a candidate with less is a piece of it
 STROKE_OF_SIZE = (0.03, 0.25)  # its stroke's width, of its longer side: no hairline, no broad area
 FRAME_INK = 0.2  # and its mean ink level at least this: ink, not the shade of a page's edge
-FRAME_CONTACT = 0.4  # of the frame's border: a digit cropped close meets it only where its strokes end
-CROPPED_CENTRE = 0.2  # of the frame's sides: and its ink's centre lies this near the middle
 CENTRE_SIGMA = 0.35  # of the picture's size: how strongly components near the middle are preferred
 MNIST_STROKE = 2.8  # px at the 20 px box: MNIST's mean stroke width (bench/photo_accuracy.py --strokes)
 THIN = 0.65  # strokes under this fraction of MNIST's width are thickened to it
@@ -212,7 +212,8 @@ def select_digit(ink: Ink) -> np.ndarray:
     cut off) or fill it (a picture cropped close around the digit): what touches one side of the
     frame, or two that meet, or lies in the middle meeting the frame only where its strokes end,
     is taken when it is drawn like a stroke, thin for its size; a shadow, a desk or a dark corner
-    is a broad area, runs along the frame, or lies off to one side.
+    is a broad area, runs along the frame, or lies off to one side. Nor does a piece cut off a
+    digit that fills the picture stand out (`FRAGMENT`).
     """
     photo = not ink.flat and min(ink.weak.shape) >= MIN_PHOTO
     try:
@@ -251,6 +252,10 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
     main = int(score.argmax())
     if score[main] <= 0 or max(stats[main, 2], stats[main, 3]) < max(3, 0.03 * max(h, w)):
         raise NoDigitFound("no digit found: nothing but specks stands out from the background")
+    if photo and not strokes_off_the_frame:
+        filling = touching & fills_the_picture(labels, centres) & stroke_like(labels, stats, ink.level)
+        if filling.any() and mass[main] < FRAGMENT * mass[filling].max():
+            raise NoDigitFound("no digit found: only a piece cut off the ink that fills the picture")
     chosen = pieces_near(stats, has_core, main)
     top, left = stats[chosen, 1].min(), stats[chosen, 0].min()
     bottom = (stats[chosen, 1] + stats[chosen, 3]).max()
@@ -324,17 +329,6 @@ def touches_one_side_or_corner(stats: np.ndarray, h: int, w: int) -> np.ndarray:
     x, y, bw, bh = (stats[:, i] for i in range(4))
     left, top, right, bottom = x == 0, y == 0, x + bw == w, y + bh == h
     return ~(left & right) & ~(top & bottom)
-
-
-def fills_the_picture(labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """The components centred in the picture that cover little of its border (`FRAME_CONTACT`): a
-    digit cropped close, touching the frame with its strokes' ends. A desk or a board's frame around
-    the page runs along the border; a shadow or the desk beside the page lies off to one side."""
-    h, w = labels.shape
-    border = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
-    contact = np.bincount(border, minlength=len(centres)) / border.size
-    off_centre = np.abs(centres - [w / 2, h / 2]) / [w, h]
-    return (contact <= FRAME_CONTACT) & (off_centre <= CROPPED_CENTRE).all(axis=1)
 
 
 def stroke_like(labels: np.ndarray, stats: np.ndarray, level: np.ndarray) -> np.ndarray:

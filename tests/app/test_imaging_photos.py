@@ -20,7 +20,15 @@ from PIL import Image
 from app.errors import NoDigitFound
 from app.imaging import Layout, prepare
 from app.imaging.decode import DECODE_BUDGET, decode, to_grey
-from app.imaging.ink import commonness, flatten, ink_of, level_shares, polarity, thin_features_darker
+from app.imaging.ink import (
+    commonness,
+    find_ink,
+    flatten,
+    ink_of,
+    level_shares,
+    polarity,
+    thin_features_darker,
+)
 from bench import photo_enlarged, photo_scenes, preprocess_cost
 from bench.photo_accuracy import (
     HELD_OUT_DIGITS,
@@ -343,6 +351,18 @@ def test_a_picture_cropped_close_around_its_digit_is_read(dark_ink: bool, reader
         digit = cropped_close(mnist.test.images[index], side)
         read.append(read_or_none(reader, jpeg_file(255 - digit if dark_ink else digit)))
     assert np.sum(np.array(read) == mnist.test.labels[chosen]) >= 18, read
+
+
+def test_the_broad_strokes_of_a_digit_cropped_close_are_not_hollowed(mnist: Mnist) -> None:
+    """The paper's level is estimated with a window twice as wide as the widest stroke, measured
+    on ink that does not touch the frame (a desk, a shadow), but a digit cropped close touches it:
+    measured without its strokes, the window fell inside them and took their middle for paper."""
+    kept = []
+    for index in range(0, 48, 4):
+        crop = cropped_close(mnist.test.images[index], 64)
+        ink = find_ink(to_grey(decode(jpeg_file(255 - crop), MAX_PIXELS)))
+        kept.append(float((ink.level[crop > 128] > ink.cut).mean()))  # of the strokes' cores
+    assert np.mean(kept) > 0.9 and min(kept) > 0.8, np.round(kept, 2)
 
 
 def test_broad_light_strokes_cropped_close_are_not_taken_for_dark_ink(reader, mnist: Mnist) -> None:
