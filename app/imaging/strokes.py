@@ -67,16 +67,17 @@ def erase_lines(ink: Ink) -> Ink:
     part of the picture, which a digit's straight strokes never make. A ruling's lines are erased
     from edge to edge, the pieces beside the digit too. A picture too small to show a ruling's
     lines apart from the digit's strokes gets no such search. Where lines do cross the picture,
-    the shorter lines parallel to them are the rest of their ruling (`rest_of_ruling`). Nor does
-    a texture or noise (`TEXTURE`), where Hough's transform would find hundreds of lines, each
-    erased and bridged in turn, for a second of work.
+    the shorter lines parallel to them are the rest of their ruling (`rest_of_ruling`). A picture
+    under `MIN_PHOTO` (an MNIST-sized digit, an icon) is searched for no line at all: a stroke
+    crosses most of it (a 1, a 4's stem). Nor is a texture or noise (`TEXTURE`), where Hough's
+    transform would find hundreds of lines, each erased and bridged in turn, for a second of work.
     """
     h, w = ink.weak.shape
     side = min(h, w)
     weak = ink.weak.astype(np.uint8)
     width = max(3, int(LINE_WIDTH * side) | 1)
     thin = weak & ~cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((width, width), np.uint8))
-    if thin.mean() > TEXTURE:
+    if thin.mean() > TEXTURE or side < MIN_PHOTO:
         return ink
     across = [
         s for s in straight_lines(ink, thin, LINE_SPAN) if s.extent >= LINE_SPAN * (w if s.horizontal else h)
