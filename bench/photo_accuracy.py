@@ -1,14 +1,14 @@
 """Accuracy per kind of input through the service's own preprocessing and the shipped model.
 
-Prints one row per kind: MNIST test digits sent as PNGs, canvas exports, printed digits,
-UCI-style 8x8 digits enlarged, pictures cropped close around a digit, and MNIST test digits rendered
-as photos (bench/photo_digits.py) with each degradation alone, all at once, on a whiteboard and
-on a chalkboard, and the same digits in an independently written set of scenes
-(bench/photo_scenes.py: perspective, a desk around the page, squared paper, pencil, marker,
-colour casts, tiny and huge images...), and in a third set that enlarges each digit's own grey
-levels as the ink instead of redrawing it with a pen (bench/photo_enlarged.py: strokes as broad
-as MNIST's, under light, shadow, rules...). An image for which preprocessing finds no digit
-counts as wrong. Fixed seeds: the same sets on every run.
+Prints one row per kind: MNIST test digits sent as PNGs (and as JPEGs, and with noise), canvas
+exports, printed digits, UCI-style 8x8 digits enlarged, pictures cropped close around a digit,
+and MNIST test digits rendered as photos (bench/photo_digits.py) with each degradation alone,
+all at once, on a whiteboard and on a chalkboard, and the same digits in an independently
+written set of scenes (bench/photo_scenes.py: perspective, a desk around the page, squared
+paper, pencil, marker, colour casts, tiny and huge images...), and in a third set that enlarges
+each digit's own grey levels as the ink instead of redrawing it with a pen
+(bench/photo_enlarged.py: strokes as broad as MNIST's, under light, shadow, rules...). An image
+for which preprocessing finds no digit counts as wrong. Fixed seeds: the same sets on every run.
 
     python bench/photo_accuracy.py                      # 300 photos per kind and scene, all 10k MNIST
     python bench/photo_accuracy.py --photos 50 --scenes 50 --mnist 1000
@@ -58,6 +58,23 @@ def png(pixels: np.ndarray) -> bytes:
 def mnist_pngs(images: np.ndarray, labels: np.ndarray) -> Labelled:
     for image, label in zip(images, labels, strict=True):
         yield png(image), int(label)
+
+
+def mnist_jpegs(images: np.ndarray, labels: np.ndarray) -> Labelled:
+    """The 28x28 digits as JPEGs of quality 30 to 90: JPEG's ringing puts them out of MNIST's layout."""
+    rng = np.random.default_rng(11)
+    for image, label in zip(images, labels, strict=True):
+        out = io.BytesIO()
+        Image.fromarray(image).save(out, "JPEG", quality=int(rng.integers(30, 91)))
+        yield out.getvalue(), int(label)
+
+
+def noisy_mnist(images: np.ndarray, labels: np.ndarray) -> Labelled:
+    """The 28x28 digits with Gaussian noise of sigma 5 to 30 grey levels, as PNGs."""
+    rng = np.random.default_rng(12)
+    for image, label in zip(images, labels, strict=True):
+        noise = rng.normal(0.0, rng.uniform(5, 30), image.shape)
+        yield png(np.uint8(np.clip(image + noise, 0, 255))), int(label)
 
 
 def canvas_exports(images: np.ndarray, labels: np.ndarray) -> Labelled:
@@ -152,6 +169,8 @@ def sets(
     test = load_mnist().test
     images, labels = test.images, test.labels
     yield "MNIST test digits as PNG", mnist_pngs(images[:mnist_count], labels[:mnist_count])
+    yield "MNIST test digits as JPEG (q 30-90)", mnist_jpegs(images[:1000], labels[:1000])
+    yield "MNIST test digits with noise", noisy_mnist(images[:1000], labels[:1000])
     yield "canvas exports (transparent)", canvas_exports(images[:1000], labels[:1000])
     yield "printed digits (DejaVu/Liberation)", printed_digits(500)
     yield "UCI-style 8x8, enlarged 4x", uci_style(images[:1000], labels[:1000])
