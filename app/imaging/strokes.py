@@ -74,10 +74,12 @@ def erase_lines(ink: Ink) -> Ink:
     """
     h, w = ink.weak.shape
     side = min(h, w)
+    if side < MIN_PHOTO:
+        return ink
     weak = ink.weak.astype(np.uint8)
     width = max(3, int(LINE_WIDTH * side) | 1)
     thin = weak & ~cv2.morphologyEx(weak, cv2.MORPH_OPEN, np.ones((width, width), np.uint8))
-    if thin.mean() > TEXTURE or side < MIN_PHOTO:
+    if thin.mean() > TEXTURE:
         return ink
     across = [
         s for s in straight_lines(ink, thin, LINE_SPAN) if s.extent >= LINE_SPAN * (w if s.horizontal else h)
@@ -254,7 +256,9 @@ def pick_digit(ink: Ink, weak: np.ndarray, photo: bool, strokes_off_the_frame: b
     if score[main] <= 0 or max(stats[main, 2], stats[main, 3]) < max(3, 0.03 * max(h, w)):
         raise NoDigitFound("no digit found: nothing but specks stands out from the background")
     if photo and not strokes_off_the_frame:
-        filling = touching & fills_the_picture(labels, centres) & stroke_like(labels, stats, ink.level)
+        filling = touching & fills_the_picture(labels, centres)
+        if filling.any():
+            filling &= stroke_like(labels, stats, ink.level)
         if filling.any() and mass[main] < FRAGMENT * mass[filling].max():
             raise NoDigitFound("no digit found: only a piece cut off the ink that fills the picture")
     chosen = pieces_near(stats, has_core, main)
