@@ -9,6 +9,12 @@ FRAME_CONTACT = 0.4  # of the frame's border: a digit cropped close meets it onl
 CROPPED_CENTRE = 0.2  # of the frame's sides: and its ink's centre lies this near the middle
 
 
+def touches_frame(stats: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Of the components (OpenCV's stats), those whose bounding box reaches the picture's edge."""
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    return (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
+
+
 def fills_the_picture(labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """The components centred in the picture that cover little of its border (`FRAME_CONTACT`): a
     digit cropped close, touching the frame with its strokes' ends. A desk or a board's frame around

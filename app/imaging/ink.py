@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from app.errors import NoDigitFound
-from app.imaging.frame import fills_the_picture
+from app.imaging.frame import fills_the_picture, touches_frame
 
 MIN_CONTRAST = 0.1  # the strongest ink must differ from its background by this much (of the paper)
 WINDOW_FRACTION = 0.25  # the background window, of the image's shorter side: wider than strokes
@@ -235,11 +235,9 @@ def widest_stroke(level: np.ndarray) -> float:
     not count.
     """
     ink = (level > 0.5 * float(np.percentile(level, 99.9))).astype(np.uint8)
-    count, labels, _, centres = cv2.connectedComponentsWithStats(ink)
-    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    frame = np.zeros(count, bool)
-    frame[edges] = True
-    frame[0] = False
+    _, labels, stats, centres = cv2.connectedComponentsWithStats(ink)
+    frame = touches_frame(stats, *ink.shape)
+    frame[0] = False  # the background
     ink[(frame & ~fills_the_picture(labels, centres))[labels]] = 0
     if not ink.any():
         return 0.0

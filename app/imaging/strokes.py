@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from app.errors import NoDigitFound
-from app.imaging.frame import fills_the_picture
+from app.imaging.frame import fills_the_picture, touches_frame
 from app.imaging.ink import MIN_PHOTO, Ink
 
 LINE_SPAN = 0.75  # a ruled line crosses at least this much of the picture
@@ -349,11 +349,6 @@ def stroke_like(labels: np.ndarray, stats: np.ndarray, level: np.ndarray) -> np.
             inked = float(level[component].mean()) >= FRAME_INK
             like[i] = inked and STROKE_OF_SIZE[0] <= stroke_width(component) / size <= STROKE_OF_SIZE[1]
     return like
-
-
-def touches_frame(stats: np.ndarray, h: int, w: int) -> np.ndarray:
-    x, y, bw, bh = (stats[:, i] for i in range(4))
-    return (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)
 
 
 def pieces_near(stats: np.ndarray, has_core: np.ndarray, main: int) -> np.ndarray:
