@@ -15,9 +15,17 @@ import numpy as np
 
 from app.errors import InvalidImage, NoDigitFound
 from app.imaging.decode import decode, to_grey
-from app.imaging.ink import MIN_CONTRAST, find_ink
+from app.imaging.ink import MIN_CONTRAST, MIN_PHOTO, find_ink
 from app.imaging.layout import Layout, centre_by_mass, fit_box, in_layout
-from app.imaging.strokes import MNIST_STROKE, THIN, erase_lines, select_digit, thicken
+from app.imaging.strokes import (
+    MNIST_STROKE,
+    THIN,
+    at_full_strength,
+    erase_lines,
+    select_digit,
+    thicken,
+    thin,
+)
 
 Preprocess = Literal["auto", "none"]
 __all__ = ["Layout", "Preprocess", "prepare"]
@@ -40,7 +48,8 @@ def as_is(grey: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def mnist_style(grey: np.ndarray, layout: Layout) -> np.ndarray:
-    """Ink found and flattened, lines and specks dropped, the digit cropped, MNIST's layout; a digit
+    """Ink found and flattened, lines and specks dropped, the digit cropped, its strokes at MNIST's
+    strength and width, MNIST's layout; a digit
     already in that layout (an MNIST digit, say, or one inverted) as it is."""
     if grey.shape == (layout.size, layout.size):
         for candidate in (grey, 1.0 - grey):
@@ -49,8 +58,9 @@ def mnist_style(grey: np.ndarray, layout: Layout) -> np.ndarray:
     ink = erase_lines(find_ink(grey))
     digit = select_digit(ink)
     strokes = digit > 0
-    digit = digit / max(float(np.percentile(digit[strokes], 90)), MIN_CONTRAST)
-    digit = thicken(np.clip(digit, 0.0, 1.0), layout.box, strokes)
+    digit = thicken(at_full_strength(digit, strokes), layout.box, strokes)
+    if min(grey.shape) >= MIN_PHOTO:  # a small picture's broad strokes are its resolution, no marker
+        digit = thin(digit, layout.box)
     return centre_by_mass(fit_box(trim(digit), layout.box), layout.size)
 
 
