@@ -202,9 +202,9 @@ def mnist_files(images: np.ndarray) -> list[bytes]:
     return [encode(Image.fromarray(image)) for image in images]
 
 
-def canvas_image(digit: np.ndarray) -> Image.Image:
+def canvas_image(digit: np.ndarray, pen: float = PEN) -> Image.Image:
     """An MNIST digit redrawn as the demo page exports a drawing: its skeleton traced with a round
-    black pen of the pad's width on the pad's white 280x280 canvas."""
+    black pen (of the pad's width unless told) on the pad's white 280x280 canvas."""
     scale = CANVAS / digit.shape[0]
     skeleton = skeletonize(digit > 96)
     image = Image.new("L", (CANVAS, CANVAS), 255)
@@ -213,10 +213,10 @@ def canvas_image(digit: np.ndarray) -> Image.Image:
     cells = set(zip(ys.tolist(), xs.tolist(), strict=True))
     for y, x in sorted(cells):
         px, py = (x + 0.5) * scale, (y + 0.5) * scale
-        draw.ellipse((px - PEN / 2, py - PEN / 2, px + PEN / 2, py + PEN / 2), fill=0)
+        draw.ellipse((px - pen / 2, py - pen / 2, px + pen / 2, py + pen / 2), fill=0)
         for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbour once: the stroke between them
             if (y + dy, x + dx) in cells:
-                draw.line((px, py, px + dx * scale, py + dy * scale), fill=0, width=int(PEN))
+                draw.line((px, py, px + dx * scale, py + dy * scale), fill=0, width=int(pen))
     return image
 
 

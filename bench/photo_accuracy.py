@@ -1,14 +1,15 @@
 """Accuracy per kind of input through the service's own preprocessing and the shipped model.
 
 Prints one row per kind: MNIST test digits sent as PNGs (and as JPEGs, and with noise), canvas
-exports, printed digits, UCI-style 8x8 digits enlarged, pictures cropped close around a digit,
-and MNIST test digits rendered as photos (bench/photo_digits.py) with each degradation alone,
-all at once, on a whiteboard and on a chalkboard, and the same digits in an independently
-written set of scenes (bench/photo_scenes.py: perspective, a desk around the page, squared
-paper, pencil, marker, colour casts, tiny and huge images...), and in a third set that enlarges
-each digit's own grey levels as the ink instead of redrawing it with a pen
-(bench/photo_enlarged.py: strokes as broad as MNIST's, under light, shadow, rules...). An image
-for which preprocessing finds no digit counts as wrong. Fixed seeds: the same sets on every run.
+exports (and drawings with a broad brush), printed digits, UCI-style 8x8 digits enlarged,
+pictures cropped close around a digit, and MNIST test digits rendered as photos
+(bench/photo_digits.py) with each degradation alone, all at once, on a whiteboard and on a
+chalkboard, and the same digits in an independently written set of scenes
+(bench/photo_scenes.py: perspective, a desk around the page, squared paper, pencil, marker,
+colour casts, tiny and huge images...), and in a third set that enlarges each digit's own grey
+levels as the ink instead of redrawing it with a pen (bench/photo_enlarged.py: strokes as broad
+as MNIST's, under light, shadow, rules...). An image for which preprocessing finds no digit
+counts as wrong. Fixed seeds: the same sets on every run.
 
     python bench/photo_accuracy.py                      # 300 photos per kind and scene, all 10k MNIST
     python bench/photo_accuracy.py --photos 50 --scenes 50 --mnist 1000
@@ -35,6 +36,7 @@ from app.errors import NoDigitFound  # noqa: E402
 from app.imaging import Layout, prepare  # noqa: E402
 from app.imaging.strokes import stroke_width  # noqa: E402
 from bench import photo_enlarged, photo_scenes  # noqa: E402
+from bench.nondigit_sets import CANVAS, canvas_image  # noqa: E402
 from bench.photo_digits import RENDERINGS, render  # noqa: E402
 from model.checkpoint import load_weights, read_model_card  # noqa: E402
 from model.data import load_mnist  # noqa: E402
@@ -83,6 +85,15 @@ def canvas_exports(images: np.ndarray, labels: np.ndarray) -> Labelled:
         rgba = np.zeros((280, 280, 4), np.uint8)
         rgba[..., 3] = np.asarray(Image.fromarray(image).resize((280, 280), Image.Resampling.BILINEAR))
         yield png(rgba), int(label)
+
+
+BROAD_BRUSH = CANVAS / 5.5  # a drawing app's broad brush: 2.5 times the demo pad's pen
+
+
+def broad_brush_drawings(images: np.ndarray, labels: np.ndarray) -> Labelled:
+    """Digits drawn on a white 280x280 canvas with a round brush a fifth as wide as the canvas."""
+    for image, label in zip(images, labels, strict=True):
+        yield png(np.asarray(canvas_image(image, BROAD_BRUSH))), int(label)
 
 
 def printed_digits(count: int) -> Labelled:
@@ -172,6 +183,7 @@ def sets(
     yield "MNIST test digits as JPEG (q 30-90)", mnist_jpegs(images[:1000], labels[:1000])
     yield "MNIST test digits with noise", noisy_mnist(images[:1000], labels[:1000])
     yield "canvas exports (transparent)", canvas_exports(images[:1000], labels[:1000])
+    yield "canvas drawings, broad brush", broad_brush_drawings(images[:1000], labels[:1000])
     yield "printed digits (DejaVu/Liberation)", printed_digits(500)
     yield "UCI-style 8x8, enlarged 4x", uci_style(images[:1000], labels[:1000])
     yield "cropped close, dark ink (JPEG)", close_crops(images[:1000], labels[:1000], dark_ink=True)
