@@ -29,6 +29,7 @@ MIN_FLOOR = 0.02
 MIN_PHOTO = 64  # px: smaller pictures are icons, MNIST or UCI digits, not photos
 STROKE_WINDOW_FRACTION = 0.04  # of the shorter side: a few pen strokes wide
 CLEAN = 0.5 / 255  # a background with less spread than this is one exact level
+CLEAN_BORDER = 0.9  # of the border at one exact level: a rendering, where a drawing may run off the edge
 CLEAR_TAIL = 2.5  # one tail of the histogram this many times longer than the other is the ink
 LEAN_TAIL = 1.5  # a dark tail this many times longer is enough: dark ink is the common case
 BROAD_TAIL = 0.08  # of the shorter side: a light tail this deep is a lit page or glare, no chalk
@@ -201,9 +202,11 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
     edges), and again on each narrower window's result.
     """
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if min(grey.shape) < MIN_PHOTO or np.ptp(border) < CLEAN:
-        # an icon, MNIST or UCI digit, or a rendering whose border is one exact level (a canvas
-        # export, a clean scan): lit evenly, the border is paper, however fat the strokes
+    clean = float(np.mean(np.abs(border - np.median(border)) < CLEAN)) >= CLEAN_BORDER
+    if min(grey.shape) < MIN_PHOTO or clean:
+        # an icon, MNIST or UCI digit, or a rendering whose border is one exact level but where a
+        # drawing runs off it (a canvas export, a clean scan): lit evenly, the border is paper,
+        # however fat the strokes
         return flattened(grey, np.full_like(grey, np.median(border)), dark_ink), True
     smooth = cv2.medianBlur(grey, 3)  # noise must not lift the envelope
     wide = window(grey, WINDOW_FRACTION)

@@ -304,6 +304,14 @@ def test_a_digit_drawn_with_a_broad_brush_is_read_at_mnists_width(reader, mnist:
     assert np.sum(np.array(read) == labels) >= len(chosen) - 1, (read, labels)
 
 
+def test_a_broad_drawing_that_runs_off_the_canvas_is_found(reader, mnist: Mnist) -> None:
+    """A 9 drawn with a broad brush, its filled loop and its tail running off the canvas's bottom
+    edge: the border is one exact level but where the drawing crosses it, so the picture is a
+    rendering, not a photo whose frame only a desk or a shadow touches."""
+    drawing, label = next(broad_brush_drawings(mnist.test.images[906:907], mnist.test.labels[906:907]))
+    assert reader(drawing) == label
+
+
 def test_a_line_with_more_ink_than_the_digit_is_not_taken_for_it(reader, mnist: Mnist) -> None:
     """A page's edge or what is left of a rule can hold more ink than a small digit beside it, but
     a component many times wider than tall is no digit."""
