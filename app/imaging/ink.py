@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from app.errors import NoDigitFound
-from app.imaging.frame import fills_the_picture, touches_frame
+from app.imaging.frame import edge_pixels, fills_the_picture, touches_frame
 
 MIN_CONTRAST = 0.1  # the strongest ink must differ from its background by this much (of the paper)
 WINDOW_FRACTION = 0.25  # the background window, of the image's shorter side: wider than strokes
@@ -137,7 +137,7 @@ def border_is_paper(grey: np.ndarray) -> bool:
     (lit evenly, cropped close) the border is mostly paper, even where the digit fills the
     frame and its ink is no sparse tail; small strokes as thin as the gaps between them fool
     the thin-feature test there."""
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    border = edge_pixels(grey)
     return bool(np.median(border) > grey.mean())
 
 
@@ -201,7 +201,7 @@ def flatten(grey: np.ndarray, dark_ink: bool) -> tuple[np.ndarray, bool]:
     window flattened, where fat strokes are whole (a hollowed stroke measures as two thin
     edges), and again on each narrower window's result.
     """
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    border = edge_pixels(grey)
     clean = float(np.mean(np.abs(border - np.median(border)) < CLEAN)) >= CLEAN_BORDER
     if min(grey.shape) < MIN_PHOTO or clean:
         # an icon, MNIST or UCI digit, or a rendering whose border is one exact level but where a
