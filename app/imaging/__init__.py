@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from app.errors import InvalidImage, NoDigitFound
-from app.imaging.decode import decode, to_grey
+from app.imaging.decode import decode, to_colour, to_grey
 from app.imaging.ink import MIN_CONTRAST, MIN_PHOTO, find_ink
 from app.imaging.layout import Layout, centre_by_mass, fit_box, in_layout
 from app.imaging.strokes import (
@@ -33,8 +33,9 @@ __all__ = ["Layout", "Preprocess", "prepare"]
 
 def prepare(data: bytes, preprocess: Preprocess, max_pixels: int, layout: Layout) -> np.ndarray:
     """The model's input (size, size) float32 in [0, 1] for one uploaded file."""
-    grey = to_grey(decode(data, max_pixels))
-    return mnist_style(grey, layout) if preprocess == "auto" else as_is(grey, layout)
+    image = decode(data, max_pixels)
+    grey = to_grey(image)
+    return mnist_style(grey, layout, to_colour(image)) if preprocess == "auto" else as_is(grey, layout)
 
 
 def as_is(grey: np.ndarray, layout: Layout) -> np.ndarray:
@@ -47,7 +48,7 @@ def as_is(grey: np.ndarray, layout: Layout) -> np.ndarray:
     return grey.astype(np.float32)
 
 
-def mnist_style(grey: np.ndarray, layout: Layout) -> np.ndarray:
+def mnist_style(grey: np.ndarray, layout: Layout, colour: np.ndarray | None = None) -> np.ndarray:
     """Ink found and flattened, lines and specks dropped, the digit cropped, its strokes at MNIST's
     strength and width, MNIST's layout; a digit
     already in that layout (an MNIST digit, say, or one inverted) as it is."""
@@ -55,7 +56,7 @@ def mnist_style(grey: np.ndarray, layout: Layout) -> np.ndarray:
         for candidate in (grey, 1.0 - grey):
             if in_layout(candidate, layout, THIN * MNIST_STROKE):
                 return candidate.astype(np.float32)
-    ink = erase_lines(find_ink(grey))
+    ink = erase_lines(find_ink(grey, colour))
     digit = select_digit(ink)
     strokes = digit > 0
     digit = thicken(at_full_strength(digit, strokes), layout.box, strokes)

@@ -1,4 +1,4 @@
-"""Uploaded bytes -> a small greyscale working image, in memory bounded from the first byte.
+"""Uploaded bytes -> a small working image (grey or colour), in memory bounded from the first byte.
 
 The header is checked before any pixel is decoded (format, claimed size), and so is what
 decoding will hold: at most `DECODE_BUDGET` bytes of pixels, whatever size the header claims
@@ -33,6 +33,7 @@ MiB = 1 << 20
 # previous canvas and the bytes handed to Pillow), TIFF through libtiff (a strip buffer that can
 # be the whole image). Measured: 267 MiB for a 4096x4096 RGBA WEBP, 68 MiB for a striped TIFF.
 FRAMES_HELD = {"WEBP": 4, "TIFF": 2}
+COLOUR_MODES = ("RGB", "CMYK", "YCbCr", "P")  # decoded to RGB; grey and 1-bit to L
 STREAMED = {"PNG": stream.open_png, "TIFF": stream.open_tiff}  # libvips loaders that read row by row
 COMPRESSION, ROWS_PER_STRIP, STRIP_BYTE_COUNTS, TILE_LENGTH, TILE_BYTE_COUNTS = 259, 278, 279, 323, 325
 EXIF_ORIENTATION = 0x0112
@@ -161,12 +162,13 @@ def shrink(image: Image.Image, side: int) -> Image.Image:
 
 
 def working_mode(image: Image.Image) -> str:
-    """RGBA when there is transparency, I or F for 16-bit and float images, else L (grey)."""
+    """RGBA when there is transparency, I or F for 16-bit and float images, RGB for other colour
+    images (coloured ink stands out in one channel more than in grey: `ink.ink_plane`), else L."""
     if has_alpha(image):
         return "RGBA"
     if image.mode.startswith("I") or image.mode == "F":
         return "I" if image.mode != "F" else "F"
-    return "L"
+    return "RGB" if image.mode in COLOUR_MODES else "L"
 
 
 def has_alpha(image: Image.Image) -> bool:
@@ -198,3 +200,11 @@ def to_grey(image: Image.Image) -> np.ndarray:
     strokes = float((grey * alpha).sum() / max(alpha.sum(), 1e-6))
     background = 1.0 if strokes < 0.5 else 0.0
     return grey * alpha + background * (1.0 - alpha)
+
+
+def to_colour(image: Image.Image) -> np.ndarray | None:
+    """(H, W, 3) float32 in [0, 1] for an opaque colour working image, else None (grey, or
+    composited from transparency by `to_grey`)."""
+    if image.mode != "RGB":
+        return None
+    return np.asarray(image, dtype=np.float32) / np.float32(255)

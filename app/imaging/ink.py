@@ -7,6 +7,8 @@ the edge of a shadow stay in the background estimate instead of becoming ink. In
 much darker than its own paper each pixel is, relative to that paper, so ink in shadow counts
 as much as ink in the light. What is ink is decided by hysteresis: Otsu's threshold over what
 stands out of the noise finds the strokes, and the faint pixels joined to them come along.
+Coloured ink is read in the colour channel where it stands out most (a green marker in the red
+channel), where that is clearly further than in grey.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ CLEAN_BORDER = 0.9  # of the border at one exact level: a rendering, where a dra
 CLEAR_TAIL = 2.5  # one tail of the histogram this many times longer than the other is the ink
 LEAN_TAIL = 1.5  # a dark tail this many times longer is enough: dark ink is the common case
 BROAD_TAIL = 0.08  # of the shorter side: a light tail this deep is a lit page or glare, no chalk
+COLOUR_GAIN = 1.25  # a colour channel is read instead of grey where the ink stands out this much further
 HISTOGRAM_BINS = 32  # grey levels this close are one level, for how common the ink's levels are
 
 
@@ -52,8 +55,8 @@ class Ink:
         return self.level > self.cut
 
 
-def find_ink(grey: np.ndarray) -> Ink:
-    level, flat = flattened_ink(grey)
+def find_ink(grey: np.ndarray, colour: np.ndarray | None = None) -> Ink:
+    level, flat = flattened_ink(grey, colour)
     if float(np.percentile(level, 99.9)) < MIN_CONTRAST and level.max() < 2 * MIN_CONTRAST:
         raise NoDigitFound("no digit found: the image has no ink that stands out from its background")
     return ink_of(level, flat)
@@ -67,24 +70,59 @@ def ink_of(level: np.ndarray, flat: bool) -> Ink:
     return Ink(level, floor, max(otsu(level[level > floor]), floor), flat)
 
 
-def flattened_ink(grey: np.ndarray) -> tuple[np.ndarray, bool]:
-    """`flatten` with the ink's polarity: the histogram's where it is clear (`polarity`), else the
-    thin features' (`thin_features_darker`); light ink needs a second cue besides light thin
-    features, since the paper between broad dark strokes is a light thin feature too: its grey
-    levels must be rarer than those of the dark candidate (`commonness`). Ink is sparse, so its
-    levels are rare; the paper between strokes has the paper's level, the commonest of all.
-    Likewise the board between broad light strokes is a dark thin feature (a light digit cropped
-    close): dark thin features are the ink only where reading the ink as dark finds any.
+def flattened_ink(grey: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """`flatten` with the ink's polarity (`flattened_grey`); in a colour picture, in the colour
+    channel where the ink stands out most, if that is clearly further than in grey (`ink_channel`)."""
+    level, flat, dark_ink = flattened_grey(grey)
+    channel = None if colour is None else ink_channel(grey, colour, ink_of(level, flat), dark_ink)
+    return (level, flat) if channel is None else flatten(channel, dark_ink)
+
+
+def flattened_grey(grey: np.ndarray) -> tuple[np.ndarray, bool, bool]:
+    """`flatten` with the ink's polarity, and the polarity (True: dark ink): the histogram's where
+    it is clear (`polarity`), else the thin features' (`thin_features_darker`); light ink needs a
+    second cue besides light thin features, since the paper between broad dark strokes is a light
+    thin feature too: its grey levels must be rarer than those of the dark candidate
+    (`commonness`). Ink is sparse, so its levels are rare; the paper between strokes has the
+    paper's level, the commonest of all. Likewise the board between broad light strokes is a dark
+    thin feature (a light digit cropped close): dark thin features are the ink only where reading
+    the ink as dark finds any.
     """
     dark_ink = polarity(grey)
     if dark_ink is not None:
-        return flatten(grey, dark_ink)
+        return *flatten(grey, dark_ink), dark_ink
     if thin_features_darker(grey):
         as_dark = flatten(grey, True)
-        return as_dark if ink_of(*as_dark).strong.any() else flatten(grey, False)
+        return (*as_dark, True) if ink_of(*as_dark).strong.any() else (*flatten(grey, False), False)
     as_dark, as_light = flatten(grey, True), flatten(grey, False)
     shares = level_shares(grey)
-    return as_light if commonness(shares, *as_light) < commonness(shares, *as_dark) else as_dark
+    if commonness(shares, *as_light) < commonness(shares, *as_dark):
+        return *as_light, False
+    return *as_dark, True
+
+
+def ink_channel(grey: np.ndarray, colour: np.ndarray, ink: Ink, dark_ink: bool) -> np.ndarray | None:
+    """The colour channel in which the ink found in grey stands out from the paper `COLOUR_GAIN`
+    times further than in grey, or None. A green or red marker, a highlighter: the channel of the
+    colour it absorbs is as dark as black ink where its grey is a third of the way to white, and
+    under glare that washes a board out, that difference is the stroke's. Not a blue pen on paper
+    ruled in light blue, where the channel that darkens the pen darkens the rules as much: there
+    the pen gains little over its grey."""
+    strong, paper = ink.strong, ~ink.weak
+    if not strong.any() or not paper.any():
+        return None
+    planes = [grey] + [colour[..., c] for c in range(colour.shape[2])]
+    contrasts = [contrast(plane, strong, paper, dark_ink) for plane in planes]
+    best = int(np.argmax(contrasts))
+    return planes[best] if best and contrasts[best] >= COLOUR_GAIN * contrasts[0] else None
+
+
+def contrast(plane: np.ndarray, strong: np.ndarray, paper: np.ndarray, dark_ink: bool) -> float:
+    """How far the ink's median stands from the paper's, as a fraction of the room there is."""
+    ink_level, paper_level = float(np.median(plane[strong])), float(np.median(plane[paper]))
+    if dark_ink:
+        return (paper_level - ink_level) / max(paper_level, 1e-3)
+    return (ink_level - paper_level) / max(1.0 - paper_level, 1e-3)
 
 
 def level_shares(grey: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ Pillow decodes a PNG or a TIFF whole: a 4096x4096 RGBA picture is a 64 MiB frame
 can be reduced. libvips (pyvips) decodes it sequentially, row after row (a TIFF a strip or a row
 of tiles at a time), keeping only the last few hundred rows, so the frame never exists. Each
 strip of rows is box-averaged here, whole pixels at a time, as Pillow's `Image.reduce` does in
-`decode.shrink`: the same grey conversion, rounding and (for transparent images) alpha-weighted
+`decode.shrink`: the same rounding, colour kept, and (for transparent images) alpha-weighted
 colour, so a picture gives the same working image whichever decoder read it.
 """
 
@@ -75,7 +75,8 @@ def orientation(source: pyvips.Image) -> int | None:
 
 
 def reduce_rows(source: pyvips.Image, factor: int, strip_bytes: int) -> Image.Image:
-    """`source` box-averaged by `factor`: RGBA if it has alpha, I for 16-bit grey, else L.
+    """`source` box-averaged by `factor`: RGBA if it has alpha, RGB if it has colour, I for 16-bit
+    grey, else L.
 
     Rows are fetched in strips of a whole number of `factor` rows, each strip reduced before
     the next is decoded.
@@ -91,14 +92,14 @@ def reduce_rows(source: pyvips.Image, factor: int, strip_bytes: int) -> Image.Im
         reduced.append(reduce_strip(strip, factor))
     pixels = np.concatenate(reduced)
     if pixels.ndim == 3:
-        return Image.fromarray(pixels, "RGBA")
+        return Image.fromarray(pixels, "RGBA" if pixels.shape[2] == 4 else "RGB")
     if pixels.dtype == np.uint16:  # 16-bit grey
         return Image.fromarray(pixels.astype(np.int32), "I")
     return Image.fromarray(pixels, "L")
 
 
 def reduce_strip(strip: np.ndarray, factor: int) -> np.ndarray:
-    """(rows, width, bands) -> (rows / factor, width / factor[, 4]), partial blocks at the edges.
+    """(rows, width, bands) -> (rows / factor, width / factor[, 3 or 4]), partial blocks at the edges.
 
     Pillow keeps 8 bits of 16-bit colour (the high byte) and 16 bits of 16-bit grey; so here.
     """
@@ -108,8 +109,9 @@ def reduce_strip(strip: np.ndarray, factor: int) -> np.ndarray:
     counts = block_counts(strip.shape[:2], factor)
     if bands in (2, 4):
         return reduce_with_alpha(strip, factor, counts)
-    grey = strip[..., 0] if bands == 1 else luma(strip).astype(np.uint8)
-    return rounded_divide(block_sums(grey, factor), counts).astype(strip.dtype)
+    if bands == 3:
+        return rounded_divide(block_sums(strip, factor), counts[..., None]).astype(np.uint8)
+    return rounded_divide(block_sums(strip[..., 0], factor), counts).astype(strip.dtype)
 
 
 def reduce_with_alpha(strip: np.ndarray, factor: int, counts: np.ndarray) -> np.ndarray:
@@ -123,12 +125,6 @@ def reduce_with_alpha(strip: np.ndarray, factor: int, counts: np.ndarray) -> np.
         colour = np.repeat(colour, 3, axis=-1)
     alpha = rounded_divide(alpha_sums, counts[..., None])
     return np.concatenate([colour, alpha], axis=-1).astype(np.uint8)
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """Pillow's RGB -> L: ITU-R 601-2 luma in 16-bit fixed point, rounded."""
-    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
-    return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
 
 
 def block_sums(plane: np.ndarray, factor: int) -> np.ndarray:
