@@ -163,7 +163,7 @@ def shrink(image: Image.Image, side: int) -> Image.Image:
 
 def working_mode(image: Image.Image) -> str:
     """RGBA when there is transparency, I or F for 16-bit and float images, RGB for other colour
-    images (coloured ink stands out in one channel more than in grey: `ink.ink_plane`), else L."""
+    images (coloured ink stands out in one channel more than in grey: `ink.ink_channel`), else L."""
     if has_alpha(image):
         return "RGBA"
     if image.mode.startswith("I") or image.mode == "F":
