@@ -7,7 +7,8 @@ board) in a frame: paper colour and fibre, ruled or squared paper, the digit any
 size, the page tilted in perspective, a desk around it, then light (colour cast, vignette, a
 hard-edged shadow, glare) and the camera (defocus, motion blur, noise, resampling, JPEG). One
 condition at a time, everything at once, a whiteboard, a chalkboard, a form's printed box
-around the digit and a digit circled by hand; fixed seeds, images made in memory.
+around the digit, a digit circled by hand, and markers and chalk in colours whose grey is close
+to their background's; fixed seeds, images made in memory.
 
     python bench/photo_accuracy.py --scenes 100        # accuracy on these scenes per condition
 """
@@ -31,6 +32,17 @@ INKS: dict[str, RGB] = {
     "blue": (0.1, 0.17, 0.55),
     "red": (0.7, 0.1, 0.12),
     "green": (0.1, 0.45, 0.2),
+}
+BRIGHT_INKS: dict[str, RGB] = {  # markers and highlighters whose grey is close to white paper's
+    "yellow": (0.95, 0.85, 0.3),
+    "orange": (0.95, 0.55, 0.1),
+    "pink": (0.95, 0.5, 0.65),
+    "light green": (0.45, 0.8, 0.4),
+}
+CHALKS: dict[str, RGB] = {
+    "yellow": (0.95, 0.9, 0.45),
+    "pink": (0.95, 0.6, 0.7),
+    "light blue": (0.55, 0.75, 0.95),
 }
 DRAWN = 240  # px: the largest digit drawn stroke by stroke
 
@@ -140,6 +152,16 @@ CONDITIONS: dict[str, Callable[[Rng], dict]] = {
     },
     "digit in a form's box": lambda rng: {"frame": "box", "digit_height": rng.uniform(0.25, 0.5)},
     "digit circled": lambda rng: {"frame": "ring", "digit_height": rng.uniform(0.2, 0.4)},
+    "coloured marker": lambda rng: {
+        "stroke": "marker",
+        "ink": BRIGHT_INKS[str(rng.choice(list(BRIGHT_INKS)))],
+    },
+    "coloured chalk": lambda rng: {
+        "surface": "chalkboard",
+        "stroke": "natural",
+        "ink": CHALKS[str(rng.choice(list(CHALKS)))],
+        "paper": (0.16, 0.3, 0.22) if rng.random() < 0.6 else (0.13, 0.13, 0.14),
+    },
 }
 
 

@@ -76,6 +76,7 @@ HARD_SCENES = [
     "whiteboard",
     "everything at once",
     "digit in a form's box",
+    "coloured marker",
 ]
 
 
