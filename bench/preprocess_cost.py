@@ -38,6 +38,7 @@ CASES = {
     "4096x4096 transparent PNG (palette)": lambda: palette_png(),
     "4096x4096 16-bit grey PNG": lambda: grey16_png(),
     "2896x2896 interlaced PNG (RGBA)": lambda: interlaced_png(),
+    "2896x2896 colour photo as PNG (RGB, decoded whole)": lambda: colour_png(),
     "1448x1448 WEBP (RGBA)": lambda: webp(),
     "12-megapixel WEBP photo (opaque)": lambda: photo("WEBP", quality=80),
     "12-megapixel JPEG photo": lambda: photo("JPEG", quality=92),
@@ -78,6 +79,18 @@ def interlaced_png() -> bytes:
 
     pixels = pyvips.Image.new_from_array(noisy_pixels(2896)).copy(interpretation="srgb")
     return pixels.pngsave_buffer(interlace=True, compression=1)
+
+
+def colour_png() -> bytes:
+    """The largest opaque colour PNG Pillow decodes whole (a 32 MiB frame), read in colour."""
+    sys.path.insert(0, str(REPO))
+    from bench.photo_digits import render
+    from model.data import load_mnist
+
+    small = Image.open(io.BytesIO(render("all at once", load_mnist().test.images[0], seed=3)))
+    return encode(
+        small.convert("RGB").resize((2896, 2896), Image.Resampling.BICUBIC), "PNG", compress_level=1
+    )
 
 
 def webp() -> bytes:
