@@ -36,6 +36,7 @@ CLEAR_TAIL = 2.5  # one tail of the histogram this many times longer than the ot
 LEAN_TAIL = 1.5  # a dark tail this many times longer is enough: dark ink is the common case
 BROAD_TAIL = 0.08  # of the shorter side: a light tail this deep is a lit page or glare, no chalk
 COLOUR_GAIN = 1.25  # a colour channel is read instead of grey where the ink stands out this much further
+PAPER_SAMPLE = 8  # the paper's median level is read from every 8th of its pixels: it is most of them
 HISTOGRAM_BINS = 32  # grey levels this close are one level, for how common the ink's levels are
 
 
@@ -56,10 +57,17 @@ class Ink:
 
 
 def find_ink(grey: np.ndarray, colour: np.ndarray | None = None) -> Ink:
-    level, flat = flattened_ink(grey, colour)
-    if float(np.percentile(level, 99.9)) < MIN_CONTRAST and level.max() < 2 * MIN_CONTRAST:
+    """The ink of a picture with its polarity (`flattened_grey`); in a colour picture, in the
+    colour channel where it stands out most, if that is clearly further than in grey
+    (`ink_channel`)."""
+    level, flat, dark_ink = flattened_grey(grey)
+    ink = ink_of(level, flat)
+    channel = None if colour is None else ink_channel(grey, colour, ink, dark_ink)
+    if channel is not None:
+        ink = ink_of(*flatten(channel, dark_ink))
+    if float(np.percentile(ink.level, 99.9)) < MIN_CONTRAST and ink.level.max() < 2 * MIN_CONTRAST:
         raise NoDigitFound("no digit found: the image has no ink that stands out from its background")
-    return ink_of(level, flat)
+    return ink
 
 
 def ink_of(level: np.ndarray, flat: bool) -> Ink:
@@ -68,14 +76,6 @@ def ink_of(level: np.ndarray, flat: bool) -> Ink:
     if flat:  # a clean image may be mostly ink (a UCI digit fills its frame): the median is no paper
         floor = max(min(floor, otsu(level) / 2), MIN_FLOOR)
     return Ink(level, floor, max(otsu(level[level > floor]), floor), flat)
-
-
-def flattened_ink(grey: np.ndarray, colour: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-    """`flatten` with the ink's polarity (`flattened_grey`); in a colour picture, in the colour
-    channel where the ink stands out most, if that is clearly further than in grey (`ink_channel`)."""
-    level, flat, dark_ink = flattened_grey(grey)
-    channel = None if colour is None else ink_channel(grey, colour, ink_of(level, flat), dark_ink)
-    return (level, flat) if channel is None else flatten(channel, dark_ink)
 
 
 def flattened_grey(grey: np.ndarray) -> tuple[np.ndarray, bool, bool]:
@@ -111,18 +111,20 @@ def ink_channel(grey: np.ndarray, colour: np.ndarray, ink: Ink, dark_ink: bool) 
     strong, paper = ink.strong, ~ink.weak
     if not strong.any() or not paper.any():
         return None
-    planes = [grey] + [colour[..., c] for c in range(colour.shape[2])]
-    contrasts = [contrast(plane, strong, paper, dark_ink) for plane in planes]
-    best = int(np.argmax(contrasts))
-    return planes[best] if best and contrasts[best] >= COLOUR_GAIN * contrasts[0] else None
-
-
-def contrast(plane: np.ndarray, strong: np.ndarray, paper: np.ndarray, dark_ink: bool) -> float:
-    """How far the ink's median stands from the paper's, as a fraction of the room there is."""
-    ink_level, paper_level = float(np.median(plane[strong])), float(np.median(plane[paper]))
+    ink_levels = median_levels(grey, colour, np.flatnonzero(strong))
+    paper_levels = median_levels(grey, colour, np.flatnonzero(paper)[::PAPER_SAMPLE])
     if dark_ink:
-        return (paper_level - ink_level) / max(paper_level, 1e-3)
-    return (ink_level - paper_level) / max(1.0 - paper_level, 1e-3)
+        contrasts = (paper_levels - ink_levels) / np.maximum(paper_levels, 1e-3)
+    else:
+        contrasts = (ink_levels - paper_levels) / np.maximum(1.0 - paper_levels, 1e-3)
+    best = int(np.argmax(contrasts))
+    return colour[..., best - 1] if best and contrasts[best] >= COLOUR_GAIN * contrasts[0] else None
+
+
+def median_levels(grey: np.ndarray, colour: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """(1 + channels,): the median of grey and of each colour channel over the flat indices `pixels`."""
+    channels = colour.reshape(-1, colour.shape[2])[pixels]
+    return np.r_[np.median(grey.ravel()[pixels]), np.median(channels, axis=0)]
 
 
 def level_shares(grey: np.ndarray) -> np.ndarray:
@@ -153,7 +155,7 @@ def polarity(grey: np.ndarray) -> bool | None:
     common case, so a whole picture that only leans dark is taken as dark; light ink needs a
     clear light tail, and one of thin strokes: a broad light tail is a lit page on a dark desk,
     or glare, not chalk. A shadow over half the page puts the median between two paper levels;
-    then neither side is clearly further and `flattened_ink` decides from the thin features.
+    then neither side is clearly further and `flattened_grey` decides from the thin features.
     """
     h, w = grey.shape
     whole = tails(grey)
