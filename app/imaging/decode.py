@@ -203,8 +203,7 @@ def to_grey(image: Image.Image) -> np.ndarray:
 
 
 def to_colour(image: Image.Image) -> np.ndarray | None:
-    """(H, W, 3) float32 in [0, 1] for an opaque colour working image, else None (grey, or
-    composited from transparency by `to_grey`)."""
-    if image.mode != "RGB":
-        return None
-    return np.asarray(image, dtype=np.float32) / np.float32(255)
+    """(H, W, 3) uint8 for an opaque colour working image, else None (grey, or composited from
+    transparency by `to_grey`). Kept in bytes: only the channel the ink is read in, if any,
+    becomes float (`ink.ink_channel`)."""
+    return np.asarray(image) if image.mode == "RGB" else None

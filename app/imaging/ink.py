@@ -118,13 +118,16 @@ def ink_channel(grey: np.ndarray, colour: np.ndarray, ink: Ink, dark_ink: bool) 
     else:
         contrasts = (ink_levels - paper_levels) / np.maximum(1.0 - paper_levels, 1e-3)
     best = int(np.argmax(contrasts))
-    return colour[..., best - 1] if best and contrasts[best] >= COLOUR_GAIN * contrasts[0] else None
+    if not best or contrasts[best] < COLOUR_GAIN * contrasts[0]:
+        return None
+    return colour[..., best - 1].astype(np.float32) / np.float32(255)
 
 
 def median_levels(grey: np.ndarray, colour: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """(1 + channels,): the median of grey and of each colour channel over the flat indices `pixels`."""
+    """(1 + channels,) in [0, 1]: the median of grey and of each colour channel (bytes) over the
+    flat indices `pixels`."""
     channels = colour.reshape(-1, colour.shape[2])[pixels]
-    return np.r_[np.median(grey.ravel()[pixels]), np.median(channels, axis=0)]
+    return np.r_[np.median(grey.ravel()[pixels]), np.median(channels, axis=0) / 255]
 
 
 def level_shares(grey: np.ndarray) -> np.ndarray:

@@ -51,7 +51,7 @@ def both_ways(data: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def planes(image: Image.Image) -> np.ndarray:
     grey, colour = decoding.to_grey(image), decoding.to_colour(image)
-    return grey if colour is None else np.dstack([grey, colour])
+    return grey if colour is None else np.dstack([grey, colour / 255])
 
 
 def coloured_ink(digit: np.ndarray) -> np.ndarray:
