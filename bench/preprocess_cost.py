@@ -38,7 +38,10 @@ CASES = {
     "4096x4096 transparent PNG (palette)": lambda: palette_png(),
     "4096x4096 16-bit grey PNG": lambda: grey16_png(),
     "2896x2896 interlaced PNG (RGBA)": lambda: interlaced_png(),
-    "2896x2896 colour photo as PNG (RGB, decoded whole)": lambda: colour_png(),
+    # the largest opaque colour PNG Pillow decodes whole (a 32 MiB frame), read in colour
+    "2896x2896 colour photo as PNG (RGB, decoded whole)": lambda: photo(
+        "PNG", (2896, 2896), compress_level=1
+    ),
     "1448x1448 WEBP (RGBA)": lambda: webp(),
     "12-megapixel WEBP photo (opaque)": lambda: photo("WEBP", quality=80),
     "12-megapixel JPEG photo": lambda: photo("JPEG", quality=92),
@@ -81,18 +84,6 @@ def interlaced_png() -> bytes:
     return pixels.pngsave_buffer(interlace=True, compression=1)
 
 
-def colour_png() -> bytes:
-    """The largest opaque colour PNG Pillow decodes whole (a 32 MiB frame), read in colour."""
-    sys.path.insert(0, str(REPO))
-    from bench.photo_digits import render
-    from model.data import load_mnist
-
-    small = Image.open(io.BytesIO(render("all at once", load_mnist().test.images[0], seed=3)))
-    return encode(
-        small.convert("RGB").resize((2896, 2896), Image.Resampling.BICUBIC), "PNG", compress_level=1
-    )
-
-
 def webp() -> bytes:
     """The largest WEBP accepted: libwebp and Pillow hold four 4-byte frames of it (32 MiB)."""
     return encode(Image.fromarray(noisy_pixels(1448), "RGBA"), "WEBP", quality=90)
@@ -108,14 +99,14 @@ def grey16_png() -> bytes:
     return encode(Image.new("I;16", (4096, 4096), 40000), "PNG")
 
 
-def photo(fmt: str, **options: object) -> bytes:
-    """A photo of a digit on paper (bench/photo_digits.py) enlarged to 4000x3000."""
+def photo(fmt: str, size: tuple[int, int] = (4000, 3000), **options: object) -> bytes:
+    """A photo of a digit on paper (bench/photo_digits.py) enlarged to `size` (12 megapixels)."""
     sys.path.insert(0, str(REPO))
     from bench.photo_digits import render
     from model.data import load_mnist
 
     small = Image.open(io.BytesIO(render("all at once", load_mnist().test.images[0], seed=3)))
-    return encode(small.convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC), fmt, **options)
+    return encode(small.convert("RGB").resize(size, Image.Resampling.BICUBIC), fmt, **options)
 
 
 def encode(image: Image.Image, fmt: str, **options: object) -> bytes:

@@ -49,9 +49,9 @@ def as_is(grey: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def mnist_style(grey: np.ndarray, layout: Layout, colour: np.ndarray | None = None) -> np.ndarray:
-    """Ink found and flattened, lines and specks dropped, the digit cropped, its strokes at MNIST's
-    strength and width, MNIST's layout; a digit
-    already in that layout (an MNIST digit, say, or one inverted) as it is."""
+    """Ink found and flattened (in colour where the picture has it), lines and specks dropped, the
+    digit cropped, its strokes at MNIST's strength and width, MNIST's layout; a digit already in
+    that layout (an MNIST digit, say, or one inverted) as it is."""
     if grey.shape == (layout.size, layout.size):
         for candidate in (grey, 1.0 - grey):
             if in_layout(candidate, layout, THIN * MNIST_STROKE):
