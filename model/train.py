@@ -30,6 +30,7 @@ import torch
 from model.checkpoint import CheckpointError
 from model.data import DataError, Split, load_mnist
 from model.device import DeviceUnavailable
+from model.precision import cpu_has_native_bf16
 from model.training.batches import make_loader, set_epoch
 from model.training.compiled import COMPILE_MODES, compile_in_place
 from model.training.distributed import barrier, setup_distributed, shut_down, wrap_ddp
@@ -162,6 +163,8 @@ def train(args: argparse.Namespace) -> None:
     """Trains from the last finished epoch to `args.epochs`; rank 0 validates, saves and prints."""
     claim(args.out_dir, args.resume, args.overwrite)
     dist_info, device = setup_distributed(args.device)
+    if dist_info.is_main:
+        warn_if_bf16_is_emulated(args.amp, device)
     torch.manual_seed(args.seed)
     train_split, valid = splits(args)
     state = training_state(args, device)
@@ -192,6 +195,17 @@ def train(args: argparse.Namespace) -> None:
     if dist_info.is_main:
         report_outputs(args, progress.best_val_accuracy, state.swa is not None)
     shut_down(dist_info)
+
+
+def warn_if_bf16_is_emulated(amp: bool, device: torch.device) -> None:
+    """`--amp` pays only where bf16 is native: a CPU without bf16 instructions emulates it, and a
+    training step took ten times as long as in fp32 on an AVX2 CPU (docs/performance.md)."""
+    if amp and device.type == "cpu" and not cpu_has_native_bf16():
+        print(
+            "capsnet-train: warning: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so --amp "
+            "emulates bf16 and trains several times slower than without it",
+            file=sys.stderr,
+        )
 
 
 def validate(

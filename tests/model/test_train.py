@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from model import train as train_module
 from model.capsnet import CapsNet, CapsNetConfig
 from model.checkpoint import load_training_state, load_weights, read_model_card, save_weights
 from model.data import Mnist, random_offsets, random_shift, sha256_file
 from model.losses import capsnet_loss
-from model.train import main, parse_args
+from model.train import main, parse_args, warn_if_bf16_is_emulated
 from model.training.batches import make_loader, set_epoch
 from model.training.distributed import Distributed
 from model.training.loop import train_one_epoch
@@ -166,6 +167,24 @@ def test_ctrl_c_ends_with_one_line_saying_how_to_resume(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "Traceback" not in stderr
     assert f"interrupted; {tmp_path / 'checkpoint.pt'} holds the last finished epoch: add --resume" in stderr
+
+
+@pytest.mark.parametrize(
+    ("amp", "device", "native", "warned"),
+    [
+        (True, "cpu", False, True),
+        (True, "cpu", True, False),
+        (False, "cpu", False, False),
+        (True, "cuda", False, False),
+    ],
+)
+def test_amp_on_a_cpu_without_bf16_instructions_warns_that_it_is_slower(
+    monkeypatch, capsys, amp: bool, device: str, native: bool, warned: bool
+) -> None:
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    warn_if_bf16_is_emulated(amp, torch.device(device))
+    err = capsys.readouterr().err
+    assert ("no bf16 instructions" in err and "--amp" in err) == warned
 
 
 def test_a_fresh_run_refuses_a_directory_holding_another_run(tmp_path: Path, capsys) -> None:
