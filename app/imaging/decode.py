@@ -125,7 +125,11 @@ def open_checked(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLarge(f"the image claims too many pixels: {e}") from e
+        # Pillow's own guard, far above ours by default: say the service's limit, not Pillow's
+        raise ImageTooLarge(
+            f"the image claims more than {Image.MAX_IMAGE_PIXELS} pixels; the limit is {max_pixels}",
+            {"max_pixels": max_pixels},
+        ) from e
     except UnidentifiedImageError as e:
         raise InvalidImage("the data is not an image Pillow can read") from e
     except Exception as e:  # a header cut short, a text chunk inflating past Pillow's limit...

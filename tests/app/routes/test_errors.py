@@ -120,7 +120,11 @@ def test_a_chunked_upload_is_cut_off_at_the_limit(limited: TestClient, png_bytes
 
 
 def test_a_decompression_bomb_is_refused_before_decoding(limited: TestClient, png_bytes, digit_image) -> None:
-    assert_error(limited.post("/v1/predict", files=files(bomb_png())), 413, "image_too_large")
+    r = limited.post("/v1/predict", files=files(bomb_png()))
+    assert_error(r, 413, "image_too_large")
+    error = r.json()["error"]  # the service's limit, though Pillow's own guard refused it first
+    assert error["message"].endswith("the limit is 1000000")
+    assert error["details"]["max_pixels"] == 1_000_000
     assert_still_serving(limited, png_bytes, digit_image)
 
 
