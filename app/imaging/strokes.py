@@ -16,6 +16,7 @@ trained on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import cv2
@@ -385,7 +386,9 @@ def pieces_near(stats: np.ndarray, has_core: np.ndarray, main: int) -> np.ndarra
 
 
 def stroke_width(mask: np.ndarray) -> float:
-    """Twice the area over the perimeter: a stroke's width, whatever its length (px)."""
+    """Twice the area over the perimeter: a stroke's width, whatever its length (px). Ink cut off
+    by the mask's edge has no perimeter there (the measure MNIST's widths were taken with, on
+    digits clear of their frame), so ink filling its whole mask measures unbounded."""
     area = int(mask.sum())
     inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT)
     boundary = area - int(inner.sum())
@@ -400,8 +403,11 @@ def at_full_strength(digit: np.ndarray, strokes: np.ndarray) -> np.ndarray:
     strength (noise, a smudge) it stays as faint as it is."""
     full = max(float(np.percentile(digit[strokes], 90)), MIN_CONTRAST)
     radius = max(1, round(stroke_width(strokes)))
-    pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    nearby = cv2.dilate(digit, pen)
+    if radius < math.hypot(*digit.shape):
+        pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        nearby = cv2.dilate(digit, pen)
+    else:  # ink filling its crop (a filled rectangle): the pen reaches all of it from anywhere
+        nearby = np.full_like(digit, digit.max())
     strength = np.where(nearby >= FADED * full, np.minimum(nearby, full), full)
     return np.clip(digit / strength, 0.0, 1.0)
 

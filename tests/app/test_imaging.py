@@ -167,3 +167,18 @@ def test_a_fat_blot_on_a_clean_canvas_stays_solid(png_bytes: Callable[..., bytes
     rows, cols = np.nonzero(ink)
     box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
     assert ink.sum() > 0.4 * box  # solid: hollowed out to its rim, it covered a third
+
+
+@pytest.mark.parametrize(
+    "corners",
+    [((24, 24), (104, 104)), ((30, 50), (110, 80)), ((60, 10), (68, 118))],
+    ids=["square", "lying bar", "upright bar"],
+)
+def test_a_filled_rectangle_is_laid_out_like_any_ink(corners, png_bytes: Callable[..., bytes]) -> None:
+    """Cropped to itself, a filled rectangle is all ink with no perimeter inside its crop, so its
+    strokes measure unbounded; the pen built from that width overflowed OpenCV, a crash of the
+    whole server rather than an error."""
+    picture = np.full((128, 128), 255, np.uint8)
+    cv2.rectangle(picture, *corners, 0, thickness=-1)
+    x = prepare(png_bytes(picture), "auto", MAX_PIXELS)
+    assert x.shape == (28, 28) and x.max() == pytest.approx(1.0)

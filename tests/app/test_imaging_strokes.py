@@ -254,3 +254,11 @@ def test_a_filled_shape_is_not_thinned() -> None:
     disc = np.zeros((200, 200), np.float32)
     cv2.circle(disc, (100, 100), 80, 1.0, -1)  # ink 8 px deep at the box's scale: an area, no stroke
     assert np.array_equal(thin(disc, 20), disc)
+
+
+def test_ink_filling_its_whole_crop_is_brought_to_full_strength_with_a_pen_no_wider_than_it() -> None:
+    """Its edge is the crop's, so no perimeter is measured and its width is unbounded; a pen that
+    wide (26,000 px for this square) overflowed OpenCV and crashed the server."""
+    square = np.full((81, 81), 0.6, np.float32)
+    assert stroke_width(square > 0) > 1000
+    assert np.array_equal(at_full_strength(square, square > 0), np.ones_like(square))
