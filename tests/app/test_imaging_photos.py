@@ -24,6 +24,7 @@ from app.imaging.ink import (
     commonness,
     find_ink,
     flatten,
+    flattened_grey,
     ink_of,
     level_shares,
     polarity,
@@ -231,13 +232,12 @@ def test_a_rule_broken_by_an_enlarged_digit_is_erased_beside_it(reader, mnist: M
     assert [read_or_none(reader, photo) for photo, _ in drawn] == [label for _, label in drawn]
 
 
-BROAD_STROKES_IN_SHADOW = [  # held-out enlarged digits whose thin features are light
+BROAD_STROKES_IN_SHADOW = [  # held-out enlarged digits whose histogram is unclear, thin features light
     ("shadow", 4),
     ("shadow", 28),
     ("shadow", 29),
     ("shadow", 70),
     ("all at once", 17),
-    ("all at once", 33),
 ]
 
 
@@ -304,6 +304,17 @@ def test_coloured_marker_washed_out_under_glare_is_read_in_its_darkest_channel(r
     read = [read_or_none(reader, photo) for photo, _ in photos]
     labels = [label for _, label in photos]
     assert np.sum(np.array(read) == labels) >= len(chosen) - 1, (read, labels)
+
+
+@pytest.mark.parametrize(
+    ("condition", "i"), [("coloured marker", 16), ("coloured marker", 84), ("whiteboard", 81)]
+)
+def test_a_fat_marker_under_glare_is_dark_ink(condition: str, i: int, mnist: Mnist) -> None:
+    """Held-out scenes whose whole picture leans dark by only 1.3-1.4 times (a fat stroke, glare
+    across the middle): the glare inside the stroke, the strongest light thin feature, made them
+    light ink on a dark board."""
+    photo, _ = beyond_the_report(condition, i, mnist)
+    assert flattened_grey(to_grey(decode(photo, MAX_PIXELS)))[2]
 
 
 def test_a_digit_drawn_with_a_broad_brush_is_read_at_mnists_width(reader, mnist: Mnist) -> None:
