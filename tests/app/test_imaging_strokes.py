@@ -256,7 +256,7 @@ def test_a_filled_shape_is_not_thinned() -> None:
     assert np.array_equal(thin(disc, 20), disc)
 
 
-def test_ink_filling_its_whole_crop_is_brought_to_full_strength_with_a_pen_no_wider_than_it() -> None:
+def test_ink_filling_its_whole_crop_is_brought_to_full_strength_without_its_unbounded_pen() -> None:
     """Its edge is the crop's, so no perimeter is measured and its width is unbounded; a pen that
     wide (26,000 px for this square) overflowed OpenCV and crashed the server."""
     square = np.full((81, 81), 0.6, np.float32)
