@@ -35,7 +35,7 @@ from bench.nondigit_report import (
     measure_sets,
 )
 from bench.nondigit_sets import Group, mnist_files
-from model.calibrate import halves
+from model.calibrate import DEFAULT_RATE, halves
 from model.checkpoint import load_weights, read_model_card
 from model.data import load_mnist
 from model.nondigit import DigitRule, PoseStatistics, stroke_depths
@@ -104,7 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_set_options(p)
     p.add_argument("--fit-seed", type=int, default=1, help="the sets the score is fitted on (default: 1)")
-    p.add_argument("--false-alarm-rate", type=float, default=0.015, help="(default: 0.015, the card's)")
+    p.add_argument(
+        "--false-alarm-rate", type=float, default=DEFAULT_RATE, help=f"(default: {DEFAULT_RATE}, the card's)"
+    )
     return p.parse_args(argv)
 
 
