@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from python_multipart.multipart import parse_options_header
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.errors import EmptyUpload, InvalidUpload, TooManyImages, UnsupportedMediaType, UploadTooLarge
@@ -96,14 +97,41 @@ async def counted(
         yield chunk
 
 
+class CloseDelimiter:
+    """Watches a multipart body for its close delimiter, `--boundary--` (RFC 2046, 5.1.1). The
+    parser accepts a body that ends without one and drops the part it was reading, so a cut-short
+    upload would be answered for fewer images than were sent."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.delimiter = b"\r\n--" + boundary + b"--"
+        self.seen = False
+        self.tail = b"\r\n"  # the first delimiter may open the body: no CRLF before it
+
+    async def watch(self, stream: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+        async for chunk in stream:
+            if not self.seen:
+                window = self.tail + chunk
+                self.seen = self.delimiter in window  # a part's content never holds CRLF--boundary
+                self.tail = window[1 - len(self.delimiter) :]
+            yield chunk
+
+
 async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], max_files: int) -> list[Upload]:
-    parser = MultiPartParser(request.headers, body, max_files=max_files, max_fields=max_files)
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    close = CloseDelimiter(options.get(b"boundary", b""))
+    parser = MultiPartParser(request.headers, close.watch(body), max_files=max_files, max_fields=max_files)
     try:
         form = await parser.parse()
     except MultiPartException as e:
         if e.message.startswith("Too many files"):  # Starlette stops counting at max_files
             raise TooManyImages(f"too many images in one request; the limit is {max_files}") from e
         raise InvalidUpload(f"malformed multipart body: {e.message}") from e
+    if not close.seen:
+        await form.close()
+        raise InvalidUpload(
+            "the multipart body ends before its closing boundary: the upload was cut short, and "
+            "nothing in it was used; send it again whole"
+        )
     try:
         parts = [part for part in form.getlist(FIELD) if not isinstance(part, str)]
         return [Upload(part.filename or f"{FIELD}[{i}]", await part.read()) for i, part in enumerate(parts)]

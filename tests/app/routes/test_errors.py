@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -125,6 +126,46 @@ def test_a_decompression_bomb_is_refused_before_decoding(limited: TestClient, pn
     error = r.json()["error"]  # the service's limit, though Pillow's own guard refused it first
     assert error["message"].endswith("the limit is 1000000")
     assert error["details"]["max_pixels"] == 1_000_000
+    assert_still_serving(limited, png_bytes, digit_image)
+
+
+BOUNDARY = "capsnet-test-boundary"
+
+
+def multipart_body(*blobs: bytes) -> bytes:
+    """Two images as a client writes them, the close delimiter last."""
+    parts = b"".join(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{i}.png"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode()
+        + blob
+        + b"\r\n"
+        for i, blob in enumerate(blobs)
+    )
+    return parts + f"--{BOUNDARY}--\r\n".encode()
+
+
+def one_byte_at_a_time(body: bytes) -> Iterator[bytes]:
+    for i in range(len(body)):
+        yield body[i : i + 1]
+
+
+@pytest.mark.parametrize("cut", ["before the close delimiter", "inside the last image", "inside its headers"])
+def test_a_multipart_upload_cut_short_is_refused_not_answered_for_fewer_images(
+    limited: TestClient, cut: str, png_bytes, digit_image
+) -> None:
+    small = png_bytes(digit_image)
+    whole = multipart_body(small, small)
+    ends = {
+        "before the close delimiter": len(whole) - len(f"--{BOUNDARY}--\r\n"),
+        "inside the last image": whole.rindex(small) + len(small) // 2,
+        "inside its headers": whole.rindex(b"Content-Type"),
+    }
+    headers = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+    r = limited.post("/v1/predict", content=whole[: ends[cut]], headers=headers)
+    assert_error(r, 400, "invalid_body")
+    assert "cut short" in r.json()["error"]["message"]
+    r = limited.post("/v1/predict", content=one_byte_at_a_time(whole), headers=headers)
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 2, r.text
     assert_still_serving(limited, png_bytes, digit_image)
 
 
