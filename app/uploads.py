@@ -133,7 +133,14 @@ async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], ma
             "nothing in it was used; send it again whole"
         )
     try:
-        parts = [part for part in form.getlist(FIELD) if not isinstance(part, str)]
+        parts = form.getlist(FIELD)
+        if texts := [i for i, part in enumerate(parts) if isinstance(part, str)]:
+            raise InvalidUpload(
+                f"multipart field {FIELD!r} number {texts[0]} has no filename, so it arrived as text, "
+                f"not as a file, and nothing in the request was used: send each image as a file "
+                f"(curl -F {FIELD}=@digit.png)",
+                {"index": texts[0]},
+            )
         return [Upload(part.filename or f"{FIELD}[{i}]", await part.read()) for i, part in enumerate(parts)]
     finally:
         await form.close()

@@ -169,6 +169,14 @@ def test_a_multipart_upload_cut_short_is_refused_not_answered_for_fewer_images(
     assert_still_serving(limited, png_bytes, digit_image)
 
 
+def test_a_file_field_sent_as_text_is_refused_not_skipped(limited: TestClient, png_bytes, digit_image):
+    # curl -F 'file=<digit.png' sends the bytes as a text field: no filename, not a file
+    r = limited.post("/v1/predict", data={"file": "iVBORw0KGgo"}, files=files(png_bytes(digit_image)))
+    assert_error(r, 400, "invalid_body")
+    assert "no filename" in r.json()["error"]["message"] and r.json()["error"]["details"] == {"index": 0}
+    assert_still_serving(limited, png_bytes, digit_image)
+
+
 def test_too_many_images_in_one_request(limited: TestClient, png_bytes, digit_image) -> None:
     small = png_bytes(digit_image)
     assert_error(limited.post("/v1/predict", files=files(*[small] * 4)), 422, "too_many_images")
