@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import Request
 from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from app.errors import EmptyUpload, InvalidUpload, TooManyImages, UnsupportedMediaType, UploadTooLarge
@@ -126,24 +127,36 @@ async def from_multipart(request: Request, body: AsyncGenerator[bytes, None], ma
         if e.message.startswith("Too many files"):  # Starlette stops counting at max_files
             raise TooManyImages(f"too many images in one request; the limit is {max_files}") from e
         raise InvalidUpload(f"malformed multipart body: {e.message}") from e
-    if not close.seen:
-        await form.close()
-        raise InvalidUpload(
-            "the multipart body ends before its closing boundary: the upload was cut short, and "
-            "nothing in it was used; send it again whole"
-        )
     try:
-        parts = form.getlist(FIELD)
-        if texts := [i for i, part in enumerate(parts) if isinstance(part, str)]:
+        if not close.seen:
             raise InvalidUpload(
-                f"multipart field {FIELD!r} number {texts[0]} has no filename, so it arrived as text, "
-                f"not as a file, and nothing in the request was used: send each image as a file "
-                f"(curl -F {FIELD}=@digit.png)",
-                {"index": texts[0]},
+                "the multipart body ends before its closing boundary: the upload was cut short, and "
+                "nothing in it was used; send it again whole"
             )
+        parts = files_of(form)
         return [Upload(part.filename or f"{FIELD}[{i}]", await part.read()) for i, part in enumerate(parts)]
     finally:
         await form.close()
+
+
+def files_of(form: FormData) -> list[UploadFile]:
+    """The form's images, field `FIELD`; refused whole when one was sent some other way, which the
+    parser would let pass as text or as a field nobody reads."""
+    if misnamed := [name for name, part in form.multi_items() if name != FIELD and not isinstance(part, str)]:
+        raise InvalidUpload(
+            f"multipart field {misnamed[0]!r} holds a file, but images are read from field {FIELD!r} "
+            f"alone, and nothing in the request was used: send each image as {FIELD!r}",
+            {"field": misnamed[0]},
+        )
+    parts = form.getlist(FIELD)
+    if texts := [i for i, part in enumerate(parts) if isinstance(part, str)]:
+        raise InvalidUpload(
+            f"multipart field {FIELD!r} number {texts[0]} has no filename, so it arrived as text, not "
+            f"as a file, and nothing in the request was used: send each image as a file "
+            f"(curl -F {FIELD}=@digit.png)",
+            {"index": texts[0]},
+        )
+    return [part for part in parts if not isinstance(part, str)]
 
 
 def parse_json(raw: bytes) -> Any:

@@ -46,7 +46,12 @@ def files(*blobs: bytes) -> list:
 CASES = {
     "empty body": (dict(content=b"", headers={"content-type": "application/json"}), 400, "empty_body"),
     "empty file": (dict(files=files(b"")), 400, "empty_body"),
-    "no file field": (dict(files={"other": ("x.png", b"abc", "image/png")}), 400, "empty_body"),
+    "no file field": (dict(files={"other": ("x.png", b"abc", "image/png")}), 400, "invalid_body"),
+    "a file beside them under another name": (
+        dict(files=[*files(b"abc"), ("image", ("x.png", b"abc", "image/png"))]),
+        400,
+        "invalid_body",
+    ),
     "not an image": (dict(files=files(b"hello, world")), 400, "invalid_image"),
     "bad json": (dict(content=b"{", headers={"content-type": "application/json"}), 400, "invalid_body"),
     "bad base64": (dict(json={"images": ["***"]}), 400, "invalid_body"),
