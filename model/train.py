@@ -8,13 +8,18 @@ with the best validation accuracy as `best.safetensors` and the latest epoch's a
 run's files unless told `--overwrite`. A `--full-train` run trains on the validation
 split too, so its best-validation pick means nothing: ship its `last.safetensors`. With
 `--swa-start`, the run also keeps a stochastic weight average (Izmailov et al. 2018) of every
-step's weights from that epoch on, at a constant rate, as `swa.safetensors`. The test split is
-never touched here: `model.evaluate` reports on it.
+step's weights from that epoch on, at a constant rate, as `swa.safetensors`. With `--non-digits`,
+that many generated images with no digit (letters, polygons, pen strokes, photo crops) join the
+training split with every T_k = 0 in the margin loss, which teaches the capsules to stay short
+on what is not a digit (docs/digit-check.md). The test split is never touched here:
+`model.evaluate` reports on it.
 
     capsnet-train --epochs 30 --out-dir runs/mnist            # train
     capsnet-train --epochs 30 --out-dir runs/mnist --resume   # continue after a kill
     capsnet-train --amp --compile-mode reduce-overhead ...    # bf16 + CUDA graphs on a GPU
     capsnet-train --epochs 40 --swa-start 31 --swa-lr 2e-4 ...  # then 10 epochs of averaging
+    capsnet-train --init-weights weights/capsnet-mnist.safetensors --full-train --non-digits 20000 \
+        --epochs 1 --lr 1e-4 ...                              # fine-tune with non-digits
     torchrun --nproc-per-node 2 -m model.train ...            # DistributedDataParallel
 """
 
@@ -27,7 +32,8 @@ from typing import Any
 
 import torch
 
-from model.checkpoint import CheckpointError
+from model.capsnet import CapsNetConfig
+from model.checkpoint import INPUT_CONVENTION, CheckpointError
 from model.data import DataError, Split, load_mnist
 from model.device import DeviceUnavailable
 from model.precision import cpu_has_native_bf16
@@ -35,6 +41,7 @@ from model.training.batches import make_loader, set_epoch
 from model.training.compiled import COMPILE_MODES, compile_in_place
 from model.training.distributed import barrier, setup_distributed, shut_down, wrap_ddp
 from model.training.loop import evaluate_split, train_one_epoch
+from model.training.non_digits import non_digit_split
 from model.training.objective import TrainingObjective
 from model.training.outputs import save_epoch_weights
 from model.training.progress import epoch_line, report_outputs
@@ -105,6 +112,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "from the next one hold the learning rate at --swa-lr (default: off)",
     )
     p.add_argument("--swa-lr", type=float, default=None, help="the rate while averaging (default: --lr)")
+    p.add_argument(
+        "--non-digits",
+        type=int,
+        default=0,
+        help="add N generated images with no digit to the training split, every T_k = 0 (default: 0)",
+    )
     p.add_argument("--dry-run", action="store_true", help="one epoch on 256 images, for CI")
     return with_defaults(p.parse_args(argv))
 
@@ -138,11 +151,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("\ncapsnet-train: interrupted before an epoch finished; nothing was saved")
 
 
-def splits(args: argparse.Namespace) -> tuple[Split, Split]:
-    """The training and validation splits; `--full-train` trains on both."""
+def splits(args: argparse.Namespace, cfg: CapsNetConfig) -> tuple[Split, Split]:
+    """The training and validation splits; `--full-train` trains on both, `--non-digits` adds
+    images with no digit (drawn from the seed, laid out for `cfg`) to the training split only."""
     data = load_mnist(args.data_dir)
     train_split, valid = data.train.head(args.train_subset), data.valid.head(args.valid_subset)
-    return (train_split.concat(valid) if args.full_train else train_split), valid
+    if args.full_train:
+        train_split = train_split.concat(valid)
+    if args.non_digits:
+        box = INPUT_CONVENTION["digit_box"]
+        train_split = train_split.concat(non_digit_split(args.non_digits, args.seed, cfg.image_size, box))
+    return train_split, valid
 
 
 def training_state(args: argparse.Namespace, device: torch.device) -> TrainingState:
@@ -166,8 +185,8 @@ def train(args: argparse.Namespace) -> None:
     if dist_info.is_main:
         warn_if_bf16_is_emulated(args.amp, device)
     torch.manual_seed(args.seed)
-    train_split, valid = splits(args)
     state = training_state(args, device)
+    train_split, valid = splits(args, state.model.config)
     progress = start_or_resume(args, state, dist_info.is_main)
     trained = wrap_ddp(state.model, dist_info, device)
     objective = TrainingObjective(trained, state.model.config, args.max_shift, args.amp)

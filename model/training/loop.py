@@ -63,16 +63,16 @@ def train_one_epoch(
         if averaged is not None:
             averaged.update_parameters(objective.model)
         if step % 50 == 0:  # reading the totals waits for the device: not every step
-            show_running(bar, loss=totals[0].item(), correct=totals[3].item(), seen=totals[4].item())
+            show_running(bar, loss=totals[0].item(), correct=totals[3].item(), seen=totals[5].item())
     if dist_info.world_size > 1:
         dist.all_reduce(totals)
-    loss_sum, margin, reconstruction, correct_sum, seen = totals.tolist()  # waits for the last step
+    loss_sum, margin, reconstruction, correct_sum, seen, digits = totals.tolist()  # waits for the last step
     elapsed = time.perf_counter() - start
     return {
         "train_loss": loss_sum / seen,
         "train_margin_loss": margin / seen,
         "train_reconstruction_loss": reconstruction / seen,
-        "train_accuracy": correct_sum / seen,
+        "train_accuracy": correct_sum / max(digits, 1.0),
         "images_per_s": seen / elapsed,
     }
 

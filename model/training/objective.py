@@ -16,7 +16,7 @@ from model.capsnet import CapsNetConfig
 from model.data import shift_images
 from model.losses import capsnet_loss
 
-SUMS = ("loss", "margin", "reconstruction", "correct", "seen")
+SUMS = ("loss", "margin", "reconstruction", "correct", "seen", "digits")
 
 
 class TrainingObjective(nn.Module):
@@ -29,13 +29,15 @@ class TrainingObjective(nn.Module):
     def forward(self, images: Tensor, offsets: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Images (B, 1, H, W), shift offsets (2, B) as `model.data.random_offsets` draws them,
         labels (B,) -> the loss to minimise and the step's sums, in the order of `SUMS`: the
-        three losses times B, the correct predictions and B. `amp` runs the convolutions in bf16
+        three losses times B, the correct predictions, B and the digits among them (the rest have
+        label -1: no digit). `amp` runs the convolutions in bf16
         (the model keeps the capsules fp32)."""
         images = shift_images(images, offsets, self.max_shift)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.model(images, labels)
+            out = self.model(images, labels.clamp(min=0))  # no digit (-1): its redrawing is not scored
         loss = capsnet_loss(out, images, labels, self.cfg)
         seen = torch.full((), labels.shape[0], dtype=loss.total.dtype, device=labels.device)
-        correct = (out.lengths.argmax(1) == labels).sum().to(loss.total.dtype)
+        correct = (out.lengths.argmax(1) == labels).sum().to(loss.total.dtype)  # never for no digit
+        digits = (labels >= 0).sum().to(loss.total.dtype)
         losses = torch.stack([loss.total, loss.margin, loss.reconstruction]).detach() * seen
-        return loss.total, torch.cat([losses, correct[None], seen[None]])
+        return loss.total, torch.cat([losses, correct[None], seen[None], digits[None]])

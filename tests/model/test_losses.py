@@ -22,6 +22,22 @@ def test_margin_loss_uses_the_given_margins() -> None:
     torch.testing.assert_close(loss, torch.tensor(0.3**2 + 0.3**2))
 
 
+def test_an_image_with_no_digit_pushes_every_capsule_below_m_minus() -> None:
+    lengths = torch.tensor([[0.95, 0.05, 0.50]])
+    # no T_k is 1: 0.5 * (0.95 - 0.1)^2 + 0.5 * (0.5 - 0.1)^2
+    torch.testing.assert_close(margin_loss(lengths, torch.tensor([-1])), torch.tensor(0.36125 + 0.08))
+
+
+def test_reconstruction_loss_is_averaged_over_the_digits_alone() -> None:
+    images = torch.zeros(3, 1, 28, 28)
+    recon = torch.ones(3, 1, 28, 28)
+    recon[0] = 0.0
+    loss = reconstruction_loss(recon, images, torch.tensor([4, 7, -1]))  # (0 + 784) / 2 digits
+    torch.testing.assert_close(loss, torch.tensor(392.0))
+    no_digits = reconstruction_loss(recon, images, torch.tensor([-1, -1, -1]))
+    torch.testing.assert_close(no_digits, torch.tensor(0.0))
+
+
 def test_reconstruction_loss_is_summed_over_pixels_and_averaged_over_images() -> None:
     images = torch.zeros(2, 1, 28, 28)
     recon = torch.zeros(2, 1, 28, 28)

@@ -23,6 +23,7 @@ from model.train import main, parse_args, warn_if_bf16_is_emulated
 from model.training.batches import make_loader, set_epoch
 from model.training.distributed import Distributed
 from model.training.loop import train_one_epoch
+from model.training.non_digits import NO_DIGIT
 from model.training.objective import TrainingObjective
 from model.training.weight_average import WeightAverage
 
@@ -62,7 +63,32 @@ def test_the_objective_is_the_papers_loss_on_the_shifted_batch_with_its_sums(mni
     torch.testing.assert_close(loss, expected.total)
     correct = (out.lengths.argmax(1) == labels).sum().float()
     losses = torch.stack([expected.total, expected.margin, expected.reconstruction]) * 8
-    torch.testing.assert_close(sums, torch.cat([losses.detach(), correct[None], torch.tensor([8.0])]))
+    torch.testing.assert_close(sums, torch.cat([losses.detach(), correct[None], torch.tensor([8.0, 8.0])]))
+
+
+def test_the_objective_scores_no_digit_images_by_their_lengths_alone(mnist: Mnist) -> None:
+    torch.manual_seed(0)
+    cfg = CapsNetConfig(conv1_channels=8, primary_types=2)
+    model = CapsNet(cfg)
+    images, labels = mnist.train.head(6).tensors()
+    labels = torch.cat([labels[:4], torch.full((2,), NO_DIGIT)])
+    offsets = torch.full((2, 6), 2)  # no shift
+    loss, sums = TrainingObjective(model, cfg, max_shift=2, amp=False)(images, offsets, labels)
+    out = model(images, labels.clamp(min=0))
+    absent = cfg.lambda_absent * (out.lengths[4:] - cfg.m_minus).clamp(min=0).pow(2).sum(1)
+    digits = capsnet_loss(model(images[:4], labels[:4]), images[:4], labels[:4], cfg)
+    margin = (digits.margin * 4 + absent.sum()) / 6
+    torch.testing.assert_close(loss, margin + cfg.reconstruction_weight * digits.reconstruction)
+    assert sums[4:].tolist() == [6.0, 4.0]  # seen, digits
+    assert sums[3] <= 4  # a no-digit image is never counted correct
+
+
+def test_non_digits_join_the_training_split_only(mnist: Mnist, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train_module, "load_mnist", lambda _: mnist)
+    args = parse_args(["--train-subset", "40", "--valid-subset", "8", "--non-digits", "10"])
+    train_split, valid = train_module.splits(args, CapsNetConfig())
+    assert len(train_split) == 50 and (train_split.labels == NO_DIGIT).sum() == 10
+    assert len(valid) == 8 and (valid.labels >= 0).all()
 
 
 def test_the_weight_average_takes_in_every_step(mnist: Mnist) -> None:
