@@ -14,6 +14,7 @@ MNIST lays out a digit: its ink scaled into the digit box, centred by mass.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -88,9 +89,15 @@ def pen_stroke(rng: np.random.Generator) -> Image.Image:
     return image
 
 
+@cache
+def sample_photo() -> Image.Image:
+    """matplotlib's photograph of Grace Hopper, in grey: decoded once, cropped thousands of times."""
+    return Image.open(mpl_data("sample_data", "grace_hopper.jpg")).convert("L")
+
+
 def photo_crop(rng: np.random.Generator) -> Image.Image:
     """A square crop of matplotlib's sample photograph, its darker (or lighter) half as ink."""
-    photo = Image.open(mpl_data("sample_data", "grace_hopper.jpg")).convert("L")
+    photo = sample_photo()
     side = int(rng.integers(48, min(photo.size)))
     left, top = (int(rng.integers(0, n - side + 1)) for n in photo.size)
     grey = np.asarray(photo.crop((left, top, left + side, top + side)), dtype=np.float32)
