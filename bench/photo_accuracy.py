@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.errors import NoDigitFound  # noqa: E402
 from app.imaging import Layout, prepare  # noqa: E402
-from app.imaging.strokes import stroke_width  # noqa: E402
 from bench import photo_enlarged, photo_scenes  # noqa: E402
 from bench.nondigit_sets import CANVAS, canvas_image  # noqa: E402
 from bench.photo_digits import RENDERINGS, render  # noqa: E402
 from model.checkpoint import load_weights, read_model_card  # noqa: E402
 from model.data import load_mnist  # noqa: E402
+from model.mnist_style import stroke_width  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "capsnet-mnist.safetensors"
 MAX_PIXELS = 4096 * 4096

@@ -3,8 +3,9 @@
 What users send (phone photos of ink on paper under uneven light, whiteboards, chalkboards,
 scans, canvas exports with a transparent background, MNIST digits themselves) goes through one
 pipeline: decode small (`decode`), find the ink against its local background (`ink`), drop
-ruled lines and specks and pick the digit (`strokes`), then MNIST's own layout (`layout`). An
-image that is already MNIST-like comes out essentially unchanged.
+ruled lines and specks and pick the digit (`strokes`), then MNIST's own look: strokes at its
+strength and width, its layout (`model.mnist_style`, which training draws its non-digits with
+too). An image already in MNIST's layout (`layout`) comes out unchanged.
 """
 
 from __future__ import annotations
@@ -15,17 +16,10 @@ import numpy as np
 
 from app.errors import InvalidImage, NoDigitFound
 from app.imaging.decode import decode, to_colour, to_grey
-from app.imaging.ink import MIN_CONTRAST, MIN_PHOTO, find_ink
-from app.imaging.layout import Layout, centre_by_mass, fit_box, in_layout
-from app.imaging.strokes import (
-    MNIST_STROKE,
-    THIN,
-    at_full_strength,
-    erase_lines,
-    select_digit,
-    thicken,
-    thin,
-)
+from app.imaging.ink import MIN_PHOTO, find_ink
+from app.imaging.layout import Layout, in_layout
+from app.imaging.strokes import erase_lines, select_digit
+from model.mnist_style import MIN_CONTRAST, MNIST_STROKE, THIN, in_mnist_style
 
 Preprocess = Literal["auto", "none"]
 __all__ = ["Layout", "Preprocess", "prepare"]
@@ -56,15 +50,6 @@ def mnist_style(grey: np.ndarray, layout: Layout, colour: np.ndarray | None = No
         for candidate in (grey, 1.0 - grey):
             if in_layout(candidate, layout, THIN * MNIST_STROKE):
                 return candidate.astype(np.float32)
-    ink = erase_lines(find_ink(grey, colour))
-    digit = select_digit(ink)
-    strokes = digit > 0
-    digit = thicken(at_full_strength(digit, strokes), layout.box, strokes)
-    if min(grey.shape) >= MIN_PHOTO:  # a small picture's broad strokes are its resolution, no marker
-        digit = thin(digit, layout.box)
-    return centre_by_mass(fit_box(trim(digit), layout.box), layout.size)
-
-
-def trim(digit: np.ndarray) -> np.ndarray:
-    rows, cols = np.nonzero(digit > 0)
-    return digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    digit = select_digit(erase_lines(find_ink(grey, colour)))
+    # a small picture's broad strokes are its resolution, no marker
+    return in_mnist_style(digit, layout.box, layout.size, thin_broad=min(grey.shape) >= MIN_PHOTO)

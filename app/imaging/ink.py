@@ -20,8 +20,8 @@ import numpy as np
 
 from app.errors import NoDigitFound
 from app.imaging.frame import edge_pixels, fills_the_picture, touches_frame
+from model.mnist_style import MIN_CONTRAST
 
-MIN_CONTRAST = 0.1  # the strongest ink must differ from its background by this much (of the paper)
 WINDOW_FRACTION = 0.25  # the background window, of the image's shorter side: wider than strokes
 SHADED_WINDOW_FRACTION = 0.1  # the same where the background is not flat (shadows, glare)
 FLAT = 0.08  # a background whose brightness varies less than this is flat

@@ -1,8 +1,7 @@
-"""MNIST's layout: the digit's longest side scaled to the box, its centre of mass at the centre.
+"""The loaded model's layout (its field and digit box), and whether a picture is in it already.
 
-This is how MNIST itself was made (LeCun et al.): the digit's bounding box is scaled so that
-its longest side is 20 px, keeping the aspect ratio, and placed in a 28x28 field so that its
-centre of mass is at the centre. Both sizes come from the loaded model: the field from its
+MNIST's layout (`model/mnist_style.py`): the digit's longest side scaled to the box, its centre
+of mass at the field's centre. Both sizes come from the loaded model: the field from its
 config's `image_size`, the box from its card's `input.digit_box`.
 """
 
@@ -12,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from app.imaging.strokes import stroke_width
 from model.checkpoint import read_model_card
+from model.mnist_style import stroke_width
 
 MNIST_BOX_FRACTION = 20 / 28  # MNIST's box within its field, for a card that does not state its box
 FULL_INK = 0.9  # MNIST's ink at full strength: 99% of its digits have a tenth of their ink above 0.96
@@ -39,32 +37,6 @@ class Layout:
     def of_weights(cls, config: dict[str, Any], weights: Path) -> Layout:
         """From a loaded model's config and the card beside its weights."""
         return cls.of_model({"config": config, "input": read_model_card(weights).get("input")})
-
-
-def fit_box(crop: np.ndarray, box: int) -> np.ndarray:
-    """Scales so that the longest side is `box` pixels, keeping the aspect ratio.
-
-    Shrinking averages whole areas (no aliasing of thin strokes); enlarging uses Lanczos.
-    """
-    h, w = crop.shape
-    ratio = box / max(h, w)
-    size = (max(1, round(w * ratio)), max(1, round(h * ratio)))
-    method = cv2.INTER_AREA if ratio < 1 else cv2.INTER_LANCZOS4
-    return np.clip(cv2.resize(crop.astype(np.float32), size, interpolation=method), 0.0, 1.0)
-
-
-def centre_by_mass(digit: np.ndarray, size: int) -> np.ndarray:
-    """Pastes `digit` into size x size so that its centre of mass lands on the field's centre."""
-    h, w = digit.shape
-    mass = digit.sum()
-    cy = (digit.sum(axis=1) @ np.arange(h)) / mass
-    cx = (digit.sum(axis=0) @ np.arange(w)) / mass
-    centre = size / 2  # where MNIST puts it: its mean centre of mass is (14.0, 14.0) of 28
-    top = int(np.clip(round(centre - cy), 0, size - h))
-    left = int(np.clip(round(centre - cx), 0, size - w))
-    out = np.zeros((size, size), dtype=np.float32)
-    out[top : top + h, left : left + w] = digit
-    return out
 
 
 def in_layout(grey: np.ndarray, layout: Layout, min_stroke: float) -> bool:

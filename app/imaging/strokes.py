@@ -8,15 +8,10 @@ the most ink, weighted towards the middle of the picture where people aim (in a 
 touches the frame is not a candidate, nor is a flat line: what is left of a rule, a page's
 edge), together with the pieces near it (a 5's hat, a broken stroke), but not a box drawn
 around it (a form's field); specks elsewhere are left.
-Last, the strokes are brought to MNIST's full strength (a stroke faded under glare as strong as
-the rest) and to its width (thin pen lines thickened, broad marker strokes thinned), so that a
-ballpoint digit on a large photo and a felt-marker digit both look like what the model was
-trained on.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import cv2
@@ -24,7 +19,8 @@ import numpy as np
 
 from app.errors import NoDigitFound
 from app.imaging.frame import fills_the_picture, touches_frame
-from app.imaging.ink import MIN_CONTRAST, MIN_PHOTO, Ink
+from app.imaging.ink import MIN_PHOTO, Ink
+from model.mnist_style import stroke_width
 
 LINE_SPAN = 0.75  # a ruled line crosses at least this much of the picture
 LINE_GAP = 0.5  # of the shorter side: a rule interrupted by a broad digit this wide is one line still
@@ -56,12 +52,6 @@ FRAGMENT = 0.25  # of the ink of a digit filling the picture: a candidate with l
 STROKE_OF_SIZE = (0.03, 0.25)  # its stroke's width, of its longer side: no hairline, no broad area
 FRAME_INK = 0.2  # and its mean ink level at least this: ink, not the shade of a page's edge
 CENTRE_SIGMA = 0.35  # of the picture's size: how strongly components near the middle are preferred
-MNIST_STROKE = 2.8  # px at the 20 px box: MNIST's mean stroke width (bench/photo_accuracy.py --strokes)
-THIN = 0.65  # strokes under this fraction of MNIST's width are thickened to it
-FADED = 0.4  # of the digit's full strength: ink with nothing this strong near it is no faded stroke
-MNIST_CORE = 2.3  # px at the 20 px box: its mean stroke width at half strength (the same command)
-BROAD = 3.8  # px at the box, at half strength: 99% of MNIST's digits are narrower; broader is thinned
-AREA = 6.0  # px at the box: ink this broad leaves no room for a digit's loops: a filled area, left as it is
 
 
 def erase_lines(ink: Ink) -> Ink:
@@ -383,59 +373,3 @@ def pieces_near(stats: np.ndarray, has_core: np.ndarray, main: int) -> np.ndarra
         left, top = x[chosen].min(), y[chosen].min()
         right, bottom = (x + bw)[chosen].max(), (y + bh)[chosen].max()
     return np.flatnonzero(chosen)
-
-
-def stroke_width(mask: np.ndarray) -> float:
-    """Twice the area over the perimeter: a stroke's width, whatever its length (px). Ink cut off
-    by the mask's edge has no perimeter there (the measure MNIST's widths were taken with, on
-    digits clear of their frame), so ink filling its whole mask measures unbounded."""
-    area = int(mask.sum())
-    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT)
-    boundary = area - int(inner.sum())
-    return 2.0 * area / max(boundary, 1)
-
-
-def at_full_strength(digit: np.ndarray, strokes: np.ndarray) -> np.ndarray:
-    """The digit's ink in [0, 1] with every stroke at full strength, as MNIST's are: a stroke
-    faded under glare or pressed lightly in pencil reads as strongly as the rest of the digit.
-    Each pixel is taken relative to the strongest ink within a stroke's width of it, capped at
-    the digit's full strength (its 90th percentile); where even that is under `FADED` of full
-    strength (noise, a smudge) it stays as faint as it is."""
-    full = max(float(np.percentile(digit[strokes], 90)), MIN_CONTRAST)
-    radius = max(1, round(stroke_width(strokes)))
-    if radius < math.hypot(*digit.shape):
-        pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        nearby = cv2.dilate(digit, pen)
-    else:  # ink filling its crop (a filled rectangle): the pen reaches all of it from anywhere
-        nearby = np.full_like(digit, digit.max())
-    strength = np.where(nearby >= FADED * full, np.minimum(nearby, full), full)
-    return np.clip(digit / strength, 0.0, 1.0)
-
-
-def thicken(digit: np.ndarray, box: int, mask: np.ndarray) -> np.ndarray:
-    """Dilates strokes thinner than MNIST's (measured at the box's scale) up to its width."""
-    scale = box / max(digit.shape)
-    width = stroke_width(mask) * scale
-    if width >= THIN * MNIST_STROKE:
-        return digit
-    radius = round((MNIST_STROKE - width) / (2 * scale))
-    if radius < 1:
-        return digit
-    padded = np.pad(digit, radius)
-    pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(padded, pen)
-
-
-def thin(digit: np.ndarray, box: int) -> np.ndarray:
-    """Erodes strokes broader than 99% of MNIST's (a felt marker's, a whiteboard's) to its mean
-    width, both measured at half strength at the box's scale, where anti-aliasing does not count.
-    Ink broader than `AREA` is a filled shape rather than a stroke: eroded, a filled rectangle
-    would only become a bar, a 1."""
-    scale = box / max(digit.shape)
-    width = stroke_width(digit >= 0.5) * scale
-    radius = round((width - MNIST_CORE) / (2 * scale))
-    if not BROAD < width <= AREA or radius < 1:
-        return digit
-    pen = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    thinned = cv2.erode(digit, pen, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return thinned if thinned.max() > 0 else digit

@@ -7,18 +7,7 @@ import numpy as np
 import pytest
 
 from app.imaging.ink import Ink
-from app.imaging.strokes import (
-    BROAD,
-    MNIST_CORE,
-    Segment,
-    at_full_strength,
-    boxes,
-    erase_lines,
-    rest_of_ruling,
-    select_digit,
-    stroke_width,
-    thin,
-)
+from app.imaging.strokes import Segment, boxes, erase_lines, rest_of_ruling, select_digit
 
 
 def horizontal(x0: int, y0: int, x1: int, y1: int) -> Segment:
@@ -206,59 +195,3 @@ def test_a_piece_beside_a_digit_filling_the_picture_is_not_taken_for_it() -> Non
     level[40:60, 320:340] = 0.9  # the blot, too far from the 1 to be a piece of it
     digit = select_digit(Ink(level, floor=0.1, cut=0.5, flat=False))
     assert digit.shape == (200, 20)
-
-
-def ring(side: int, radius: int, width: int) -> np.ndarray:
-    """(side, side) float32: a 0 drawn as a ring of ink at full strength."""
-    digit = np.zeros((side, side), np.float32)
-    cv2.circle(digit, (side // 2, side // 2), radius, 1.0, width)
-    return digit
-
-
-def test_a_stroke_faded_under_glare_is_brought_to_full_strength() -> None:
-    digit = ring(120, 45, 8)
-    y, x = np.mgrid[0:120, 0:120]
-    glare = 0.6 * np.exp(-((x - 15) ** 2 + (y - 60) ** 2) / (2 * 20.0**2))  # a spot on its left side
-    faded = digit * 0.8 * (1 - glare).astype(np.float32)
-    assert faded[digit > 0].min() < 0.4
-    out = at_full_strength(faded, digit > 0)
-    core = cv2.erode((digit > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    assert out[core].min() > 0.75  # 0.4 of the rest's strength at the glare's middle before
-
-
-def test_ink_far_fainter_than_the_strokes_stays_faint() -> None:
-    digit = ring(120, 45, 8)
-    speck = (slice(58, 62), slice(58, 62))  # a smudge in the ring's middle, a tenth as strong
-    digit[speck] = 0.1
-    out = at_full_strength(digit, digit > 0)
-    assert out[speck].max() == pytest.approx(0.1)
-
-
-def test_a_felt_markers_broad_strokes_are_thinned_towards_mnists() -> None:
-    box = 20
-    broad = ring(200, 70, 50)  # at the box's scale: strokes 3.9 px wide on a 14 px ring
-    thinned = thin(broad, box)
-    scale = box / 200
-    assert stroke_width(broad >= 0.5) * scale > BROAD
-    assert stroke_width(thinned >= 0.5) * scale == pytest.approx(MNIST_CORE, abs=0.6)
-    count, _ = cv2.connectedComponents((thinned >= 0.5).astype(np.uint8))
-    assert count == 2  # still one closed ring
-
-
-def test_strokes_as_broad_as_mnists_are_not_thinned() -> None:
-    pen = ring(200, 70, 24)  # 2.4 px at the box's scale: MNIST's own
-    assert np.array_equal(thin(pen, 20), pen)
-
-
-def test_a_filled_shape_is_not_thinned() -> None:
-    disc = np.zeros((200, 200), np.float32)
-    cv2.circle(disc, (100, 100), 80, 1.0, -1)  # ink 8 px deep at the box's scale: an area, no stroke
-    assert np.array_equal(thin(disc, 20), disc)
-
-
-def test_ink_filling_its_whole_crop_is_brought_to_full_strength_without_its_unbounded_pen() -> None:
-    """Its edge is the crop's, so no perimeter is measured and its width is unbounded; a pen that
-    wide (26,000 px for this square) overflowed OpenCV and crashed the server."""
-    square = np.full((81, 81), 0.6, np.float32)
-    assert stroke_width(square > 0) > 1000
-    assert np.array_equal(at_full_strength(square, square > 0), np.ones_like(square))
