@@ -7,8 +7,9 @@ lets the digit check (docs/digit-check.md) flag what it was never shown. They ar
 sources the digit check's report (`bench/nondigit_sets.py`) never uses, so that its figures
 measure what the network generalises to: letters in matplotlib's bundled STIX and Computer
 Modern faces (the report prints Debian's DejaVu and Liberation faces), irregular polygons, pen
-strokes along Bezier curves, and crops of matplotlib's sample photograph. Each is laid out as
-MNIST lays out a digit: its ink scaled into the digit box, centred by mass.
+strokes along Bezier curves, and crops of matplotlib's sample photograph. Each is brought to
+MNIST's look as the service brings an upload (`model.mnist_style`): its strokes at MNIST's
+strength and width, scaled into the digit box, centred by mass.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from model.data import Split
+from model.mnist_style import in_mnist_style
 
 NO_DIGIT = -1  # the label of an image with no digit: no T_k is 1
 FACES = (  # matplotlib's own faces, none of them in the report
@@ -46,8 +48,7 @@ def mpl_data(*parts: str) -> Path:
 
 
 def letter(rng: np.random.Generator) -> Image.Image:
-    """A letter in one of the faces, turned by up to 15 degrees, its hairlines thickened as the
-    service brings thin strokes to MNIST's width."""
+    """A letter in one of the faces, in one of five stroke weights, turned by up to 15 degrees."""
     face = mpl_data("fonts", "ttf", FACES[rng.integers(len(FACES))])
     font = ImageFont.truetype(str(face), int(CANVAS * rng.uniform(0.5, 0.8)))
     image = Image.new("L", (CANVAS, CANVAS), 0)
@@ -110,28 +111,14 @@ KINDS: tuple[Draw, ...] = (letter, polygon, pen_stroke, photo_crop)
 DRAWS = (letter,) * 4 + (polygon,) * 2 + (pen_stroke,) * 2 + (photo_crop,)  # the kinds' shares
 
 
-def in_mnist_layout(picture: Image.Image, image_size: int, box: int) -> np.ndarray | None:
-    """Ink's bounding box scaled to `box` on its longest side, centred by mass in the field:
-    (image_size, image_size) uint8, or None when the picture has no ink."""
-    ink = np.asarray(picture)
-    rows, cols = np.nonzero(ink)
-    if rows.size == 0:
+def in_mnist_look(picture: Image.Image, image_size: int, box: int) -> np.ndarray | None:
+    """The picture as the service would give it to the model (`model.mnist_style`): strokes at
+    MNIST's strength and width, in the box, centred by mass; (image_size, image_size) uint8, or
+    None when the picture has no ink."""
+    ink = np.asarray(picture, dtype=np.float32) / 255
+    if not ink.any():
         return None
-    crop = Image.fromarray(ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
-    scale = box / max(crop.size)
-    size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
-    fitted = np.asarray(crop.resize(size, Image.Resampling.LANCZOS))
-    weights = fitted.astype(np.float64)
-    total = weights.sum()
-    if total == 0:
-        return None
-    centre_row = (weights.sum(axis=1) * np.arange(fitted.shape[0])).sum() / total
-    centre_col = (weights.sum(axis=0) * np.arange(fitted.shape[1])).sum() / total
-    top = int(np.clip(round(image_size / 2 - centre_row), 0, image_size - fitted.shape[0]))
-    left = int(np.clip(round(image_size / 2 - centre_col), 0, image_size - fitted.shape[1]))
-    field = np.zeros((image_size, image_size), dtype=np.uint8)
-    field[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
-    return field
+    return np.round(255 * in_mnist_style(ink, box, image_size)).astype(np.uint8)
 
 
 def non_digit_split(count: int, seed: int, image_size: int, box: int) -> Split:
@@ -140,7 +127,7 @@ def non_digit_split(count: int, seed: int, image_size: int, box: int) -> Split:
     images = np.zeros((count, image_size, image_size), dtype=np.uint8)
     drawn = 0
     while drawn < count:
-        image = in_mnist_layout(DRAWS[rng.integers(len(DRAWS))](rng), image_size, box)
+        image = in_mnist_look(DRAWS[rng.integers(len(DRAWS))](rng), image_size, box)
         if image is not None:
             images[drawn] = image
             drawn += 1

@@ -1,4 +1,4 @@
-"""The generated images with no digit: reproducible, every kind inked, laid out as MNIST is."""
+"""The generated images with no digit: reproducible, every kind inked, in MNIST's look."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.training.non_digits import KINDS, NO_DIGIT, in_mnist_layout, non_digit_split
+from model.training.non_digits import KINDS, NO_DIGIT, in_mnist_look, non_digit_split
 
 
 def test_the_same_seed_draws_the_same_images_and_another_seed_others() -> None:
@@ -30,9 +30,9 @@ def test_each_image_has_its_ink_in_the_digit_box_centred_by_mass(size: int, box:
 @pytest.mark.parametrize("draw", KINDS, ids=lambda draw: draw.__name__)
 def test_every_kind_draws_ink(draw) -> None:  # noqa: ANN001
     rng = np.random.default_rng(0)
-    drawn = [in_mnist_layout(draw(rng), 28, 20) for _ in range(5)]
+    drawn = [in_mnist_look(draw(rng), 28, 20) for _ in range(5)]
     assert all(image is not None and image.max() > 128 for image in drawn)
 
 
 def test_a_picture_without_ink_is_no_image() -> None:
-    assert in_mnist_layout(Image.new("L", (50, 50), 0), 28, 20) is None
+    assert in_mnist_look(Image.new("L", (50, 50), 0), 28, 20) is None
