@@ -11,8 +11,9 @@ split too, so its best-validation pick means nothing: ship its `last.safetensors
 step's weights from that epoch on, at a constant rate, as `swa.safetensors`. With `--non-digits`,
 that many generated images with no digit (letters, polygons, pen strokes, photo crops) join the
 training split with every T_k = 0 in the margin loss, which teaches the capsules to stay short
-on what is not a digit (docs/digit-check.md). The test split is never touched here:
-`model.evaluate` reports on it.
+on what is not a digit (docs/digit-check.md); `--pen-digits` adds training digits redrawn with
+an even pen stroke, as drawings are, so that even strokes alone do not read as a non-digit. The
+test split is never touched here: `model.evaluate` reports on it.
 
     capsnet-train --epochs 30 --out-dir runs/mnist            # train
     capsnet-train --epochs 30 --out-dir runs/mnist --resume   # continue after a kill
@@ -44,6 +45,7 @@ from model.training.loop import evaluate_split, train_one_epoch
 from model.training.non_digits import non_digit_split
 from model.training.objective import TrainingObjective
 from model.training.outputs import save_epoch_weights
+from model.training.pen_digits import pen_digit_split
 from model.training.progress import epoch_line, report_outputs
 from model.training.resume import Progress, TrainingState, save_checkpoint, start_or_resume
 from model.training.run_dir import CHECKPOINT, RunDirError, claim, recipe_of, write_metrics
@@ -118,6 +120,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="add N generated images with no digit to the training split, every T_k = 0 (default: 0)",
     )
+    p.add_argument(
+        "--pen-digits",
+        type=int,
+        default=0,
+        help="add N training digits redrawn with a pen of random width, with their labels (default: 0)",
+    )
     p.add_argument("--dry-run", action="store_true", help="one epoch on 256 images, for CI")
     return with_defaults(p.parse_args(argv))
 
@@ -152,14 +160,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def splits(args: argparse.Namespace, cfg: CapsNetConfig) -> tuple[Split, Split]:
-    """The training and validation splits; `--full-train` trains on both, `--non-digits` adds
-    images with no digit (drawn from the seed, laid out for `cfg`) to the training split only."""
+    """The training and validation splits; `--full-train` trains on both. `--pen-digits` adds
+    training digits redrawn with a pen and `--non-digits` images with no digit (both drawn from the
+    seed, laid out for `cfg`), to the training split only."""
     data = load_mnist(args.data_dir)
     train_split, valid = data.train.head(args.train_subset), data.valid.head(args.valid_subset)
     if args.full_train:
         train_split = train_split.concat(valid)
+    box = INPUT_CONVENTION["digit_box"]
+    if args.pen_digits:
+        train_split = train_split.concat(
+            pen_digit_split(train_split, args.pen_digits, args.seed, cfg.image_size, box)
+        )
     if args.non_digits:
-        box = INPUT_CONVENTION["digit_box"]
         train_split = train_split.concat(non_digit_split(args.non_digits, args.seed, cfg.image_size, box))
     return train_split, valid
 

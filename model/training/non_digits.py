@@ -107,8 +107,8 @@ def photo_crop(rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.uint8(255 * ink / max(float(ink.max()), 1.0)))
 
 
-KINDS: tuple[Draw, ...] = (letter, polygon, pen_stroke, photo_crop)
-DRAWS = (letter,) * 4 + (polygon,) * 2 + (pen_stroke,) * 2 + (photo_crop,)  # the kinds' shares
+# each kind of picture, as often as its share
+DRAWS: tuple[Draw, ...] = (letter,) * 4 + (polygon,) * 2 + (pen_stroke,) * 2 + (photo_crop,)
 
 
 def in_mnist_look(picture: Image.Image, image_size: int, box: int) -> np.ndarray | None:

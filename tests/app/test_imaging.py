@@ -19,7 +19,9 @@ from bench.photo_accuracy import uci_style
 from model.capsnet import CapsNetConfig
 from model.checkpoint import INPUT_CONVENTION
 from model.data import Mnist
+from model.mnist_style import in_mnist_style
 from model.training.non_digits import in_mnist_look, letter, pen_stroke, polygon
+from model.training.pen_digits import traced_with_a_pen
 
 MAX_PIXELS = 4096 * 4096
 LAYOUT = Layout.of_model({"config": CapsNetConfig().to_dict(), "input": INPUT_CONVENTION})
@@ -199,4 +201,22 @@ def test_a_non_digit_drawn_for_training_looks_as_the_service_would_show_it(draw)
         served = prepare(upload.getvalue(), "auto", MAX_PIXELS)
         differences.append(float(np.abs(trained - served).mean()))
     # most come out the same; a piece the service drops as a speck (a letter's dot) costs up to 0.06
+    assert np.median(differences) < 0.002 and max(differences) < 0.1, differences
+
+
+def test_a_digit_redrawn_with_a_pen_for_training_looks_as_the_service_would_show_its_drawing(
+    mnist: Mnist,
+) -> None:
+    """Training's pen-drawn digits stand for drawings users upload: the same strokes, drawn dark
+    on white and uploaded, must reach the model as training showed them."""
+    rng = np.random.default_rng(5)
+    differences = []
+    for digit in mnist.test.images[:12]:
+        strokes = traced_with_a_pen(digit, rng)
+        assert strokes is not None
+        trained = in_mnist_style(strokes, LAYOUT.box, LAYOUT.size)
+        upload = io.BytesIO()
+        Image.fromarray(np.uint8(255 - 255 * strokes)).save(upload, "PNG")
+        served = prepare(upload.getvalue(), "auto", MAX_PIXELS)
+        differences.append(float(np.abs(trained - served).mean()))
     assert np.median(differences) < 0.002 and max(differences) < 0.1, differences

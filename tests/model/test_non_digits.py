@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.training.non_digits import KINDS, NO_DIGIT, in_mnist_look, non_digit_split
+from model.training.non_digits import DRAWS, NO_DIGIT, in_mnist_look, non_digit_split
 
 
 def test_the_same_seed_draws_the_same_images_and_another_seed_others() -> None:
@@ -27,7 +27,7 @@ def test_each_image_has_its_ink_in_the_digit_box_centred_by_mass(size: int, box:
         assert np.allclose(centre, (size - 1) / 2, atol=1.5), centre
 
 
-@pytest.mark.parametrize("draw", KINDS, ids=lambda draw: draw.__name__)
+@pytest.mark.parametrize("draw", dict.fromkeys(DRAWS), ids=lambda draw: draw.__name__)
 def test_every_kind_draws_ink(draw) -> None:  # noqa: ANN001
     rng = np.random.default_rng(0)
     drawn = [in_mnist_look(draw(rng), 28, 20) for _ in range(5)]

@@ -91,6 +91,18 @@ def test_non_digits_join_the_training_split_only(mnist: Mnist, monkeypatch: pyte
     assert len(valid) == 8 and (valid.labels >= 0).all()
 
 
+def test_pen_digits_are_drawn_from_the_training_digits_only(
+    mnist: Mnist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(train_module, "load_mnist", lambda _: mnist)
+    options = ["--train-subset", "40", "--valid-subset", "8", "--pen-digits", "30", "--non-digits", "5"]
+    train_split, valid = train_module.splits(parse_args(options), CapsNetConfig())
+    assert len(train_split) == 75 and (train_split.labels == NO_DIGIT).sum() == 5
+    pen_labels = train_split.labels[40:70]
+    assert (pen_labels >= 0).all() and set(pen_labels.tolist()) <= set(mnist.train.labels[:40].tolist())
+    assert len(valid) == 8
+
+
 def test_the_weight_average_takes_in_every_step(mnist: Mnist) -> None:
     torch.manual_seed(0)
     cfg = CapsNetConfig(conv1_channels=8, primary_types=2)
