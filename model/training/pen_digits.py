@@ -28,7 +28,8 @@ def traced_with_a_pen(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray
     """`digit` (uint8, white on black) traced along its centre line with a round pen of a random
     width, `SCALE` times as large: strokes of 1.0 on 0.0, or None when it has no ink."""
     height, width = digit.shape
-    large = cv2.resize(digit.astype(np.float32) / 255, (width * SCALE, height * SCALE), cv2.INTER_LINEAR)
+    size = (width * SCALE, height * SCALE)
+    large = cv2.resize(digit.astype(np.float32) / 255, size, interpolation=cv2.INTER_LINEAR)
     centre_line = skeletonize(large > INK)
     if not centre_line.any():
         return None
