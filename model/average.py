@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from model.capsnet import CapsNet
-from model.checkpoint import CheckpointError, load_weights, read_model_card, save_weights
+from model.checkpoint import CheckpointError, load_weights, model_card_path, read_model_card, save_weights
 from model.data import sha256_file
 
 
@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         save_weights(averaged(args.weights), args.out, provenance(args.weights))
     except (CheckpointError, FileNotFoundError) as e:
         sys.exit(f"capsnet-average: {e}")
-    print(
-        f"wrote the mean of {len(args.weights)} weights to {args.out} (card: {args.out.with_suffix('.json')})"
-    )
+    print(f"wrote the mean of {len(args.weights)} weights to {args.out} (card: {model_card_path(args.out)})")
 
 
 if __name__ == "__main__":
